@@ -1,0 +1,88 @@
+import Router from '@koa/router';
+import Koa from 'koa';
+import type { Config } from '../config/config.ts';
+import type { Logger } from '../shared/logger.ts';
+import { describe, type ProviderHost } from './provider/provider-host.ts';
+import type { Store } from './storage/store.ts';
+
+export interface AppDeps {
+  config: Config;
+  store: Store;
+  host: ProviderHost;
+  logger: Logger;
+  /** Routes of our own mounted before oidc-provider (interactions: login, consent). */
+  routers?: Router[];
+}
+
+const READY_TIMEOUT_MS = 1500;
+
+/**
+ * The public app: our own routes, then oidc-provider for everything else. The provider is looked up
+ * per request, so a key or resource change swaps it without dropping a request.
+ */
+export function buildApp({ config, store, host, logger, routers = [] }: AppDeps): Koa {
+  const app = new Koa({ proxy: config.trustProxy });
+  const router = new Router();
+
+  router.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+
+  router.get('/readyz', async (ctx) => {
+    const checks = { store: false, keys: host.loaded };
+    try {
+      await Promise.race([store.kv.ping(), new Promise((_, reject) => setTimeout(reject, READY_TIMEOUT_MS).unref())]);
+      checks.store = true;
+    } catch {
+      // reported below
+    }
+    const ready = checks.store && checks.keys;
+    ctx.status = ready ? 200 : 503;
+    ctx.body = { status: ready ? 'ready' : 'unavailable', checks };
+  });
+
+  app.use(async (ctx, next) => {
+    const started = performance.now();
+    try {
+      await next();
+    } finally {
+      logger.info(
+        { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started) },
+        'request',
+      );
+    }
+  });
+
+  app.use(async (ctx, next) => {
+    try {
+      await next();
+    } catch (error) {
+      const status = (error as { status?: number }).status ?? 500;
+      const expose = (error as { expose?: boolean }).expose === true && status < 500;
+      if (status >= 500) logger.error({ err: describe(error) }, 'unhandled error');
+      ctx.status = status;
+      ctx.body = expose
+        ? { error: (error as { code?: string }).code ?? 'invalid_request', error_description: (error as Error).message }
+        : status === 503
+          ? { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable' }
+          : { error: 'server_error', error_description: 'an unexpected error occurred' };
+    }
+  });
+
+  app.use(router.routes()).use(router.allowedMethods());
+  for (const extra of routers) app.use(extra.routes()).use(extra.allowedMethods());
+
+  app.use(async (ctx) => {
+    // With Redis away, answer at once rather than let every request wait for a command timeout.
+    if (store.kv.kind === 'redis' && !(store.kv as { ready?: boolean }).ready) {
+      ctx.status = 503;
+      ctx.set('Retry-After', '2');
+      ctx.body = { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable' };
+      return;
+    }
+    ctx.respond = false;
+    await host.handler(ctx.req, ctx.res);
+  });
+
+  return app;
+}

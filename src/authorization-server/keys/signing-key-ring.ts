@@ -1,0 +1,132 @@
+import { randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair, type JWK } from 'jose';
+
+export type KeyStatus = 'next' | 'current' | 'retired';
+export type SigningAlg = 'RS256' | 'PS256' | 'ES256' | 'EdDSA';
+
+export interface SigningKey {
+  kid: string;
+  alg: SigningAlg;
+  use: 'sig';
+  status: KeyStatus;
+  created_at: string;
+  activated_at?: string;
+  retired_at?: string;
+  /** The private JWK; only ever stored sealed. */
+  jwk: JWK;
+}
+
+export interface KeyRing {
+  keys: SigningKey[];
+}
+
+/** A key as listed by `keys list` and the admin API: no key material. */
+export type KeySummary = Omit<SigningKey, 'jwk'>;
+
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k', 'oth'] as const;
+
+export async function generateSigningKey(alg: SigningAlg, status: KeyStatus, now: Date): Promise<SigningKey> {
+  const { privateKey } = await generateKeyPair(alg, { extractable: true, ...(alg.startsWith('RS') || alg.startsWith('PS') ? { modulusLength: 2048 } : {}) });
+  const kid = randomUUID();
+  const jwk = { ...(await exportJWK(privateKey)), kid, alg, use: 'sig' };
+  return {
+    kid,
+    alg,
+    use: 'sig',
+    status,
+    created_at: now.toISOString(),
+    ...(status === 'current' ? { activated_at: now.toISOString() } : {}),
+    jwk,
+  };
+}
+
+/** The algorithm families the ring keeps: RS256 for ID tokens (OIDC Core §15.1) and the access-token one. */
+export function families(accessTokenAlg: SigningAlg): SigningAlg[] {
+  return [...new Set<SigningAlg>(['RS256', accessTokenAlg])];
+}
+
+/** Adds what a family is missing (a current and a next key); used at first start and after alg changes. */
+export async function completeRing(ring: KeyRing, algs: SigningAlg[], now: Date): Promise<KeyRing> {
+  const keys = [...ring.keys];
+  for (const alg of algs) {
+    if (!keys.some((k) => k.alg === alg && k.status === 'current')) keys.push(await generateSigningKey(alg, 'current', now));
+    if (!keys.some((k) => k.alg === alg && k.status === 'next')) keys.push(await generateSigningKey(alg, 'next', now));
+  }
+  return { keys };
+}
+
+/**
+ * next → current, current → retired, and a new next, for every family. `emergency` (a leaked key)
+ * drops the old current key at once instead of retiring it, so nothing signed by it verifies.
+ */
+export async function rotateRing(ring: KeyRing, algs: SigningAlg[], now: Date, emergency = false): Promise<KeyRing> {
+  const at = now.toISOString();
+  const keys: SigningKey[] = [];
+  for (const key of ring.keys) {
+    if (!algs.includes(key.alg)) {
+      keys.push(key);
+    } else if (key.status === 'current') {
+      if (!emergency) keys.push({ ...key, status: 'retired', retired_at: at });
+    } else if (key.status === 'next') {
+      keys.push({ ...key, status: 'current', activated_at: at });
+    } else {
+      keys.push(key);
+    }
+  }
+  for (const alg of algs) keys.push(await generateSigningKey(alg, 'next', now));
+  return completeRing({ keys }, algs, now);
+}
+
+/** Takes a retired key out of the ring (and so out of the JWKS). */
+export function retireKey(ring: KeyRing, kid: string): KeyRing {
+  const key = ring.keys.find((k) => k.kid === kid);
+  if (!key) throw new KeyRingError('not_found', `no key ${kid}`);
+  if (key.status !== 'retired') {
+    throw new KeyRingError('refused', `key ${kid} is ${key.status}: only retired keys can be removed (rotate first)`);
+  }
+  return { keys: ring.keys.filter((k) => k.kid !== kid) };
+}
+
+/** Drops retired keys once every token they could have signed has expired. */
+export function pruneRing(ring: KeyRing, maxTokenLifetimeSeconds: number, now: Date): KeyRing {
+  const cutoff = now.getTime() - maxTokenLifetimeSeconds * 1000;
+  return {
+    keys: ring.keys.filter((k) => k.status !== 'retired' || !k.retired_at || Date.parse(k.retired_at) > cutoff),
+  };
+}
+
+export class KeyRingError extends Error {
+  readonly code: 'not_found' | 'refused';
+  constructor(code: 'not_found' | 'refused', message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+const ORDER: Record<KeyStatus, number> = { current: 0, next: 1, retired: 2 };
+
+/**
+ * The private JWKS handed to oidc-provider: current keys first, because the provider signs ID tokens
+ * with the first key of the wanted algorithm; next and retired keys are only published.
+ */
+export function providerJwks(ring: KeyRing): { keys: JWK[] } {
+  return { keys: [...ring.keys].sort((a, b) => ORDER[a.status] - ORDER[b.status]).map((k) => k.jwk) };
+}
+
+export function publicJwk(jwk: JWK): JWK {
+  const copy: Record<string, unknown> = { ...jwk };
+  for (const member of PRIVATE_MEMBERS) delete copy[member];
+  return copy as JWK;
+}
+
+export function currentKid(ring: KeyRing, alg: SigningAlg): string {
+  const key = ring.keys.find((k) => k.alg === alg && k.status === 'current');
+  if (!key) throw new KeyRingError('not_found', `no current ${alg} key`);
+  return key.kid;
+}
+
+export function summarize(ring: KeyRing): KeySummary[] {
+  return [...ring.keys]
+    .sort((a, b) => a.alg.localeCompare(b.alg) || ORDER[a.status] - ORDER[b.status])
+    .map(({ jwk: _jwk, ...summary }) => summary);
+}

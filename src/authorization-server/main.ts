@@ -1,0 +1,55 @@
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import { loadConfig } from '../config/config.ts';
+import { createLogger } from '../shared/logger.ts';
+import { buildApp } from './app.ts';
+import { createInteractions } from './interactions/index.ts';
+import { ProviderHost } from './provider/provider-host.ts';
+import { openStore } from './storage/store.ts';
+
+const config = loadConfig();
+const logger = createLogger('authorization-server', config.logLevel);
+const store = openStore(config);
+
+if (!config.redisUrl) {
+  logger.warn(
+    '!!! REDIS_URL is not set: using an in-process store with demo data. Nothing is shared between instances ' +
+      'or kept across restarts. Never run this way in production (NODE_ENV=production refuses to). !!!',
+  );
+}
+if (store.secrets.source === 'generated') {
+  logger.warn(`generated a development store key in ${config.keysDir}/store.key; set STORE_KEY in production`);
+}
+
+const interactions = createInteractions({ config, store, logger, host: () => host });
+const host = new ProviderHost({ config, store, logger, pages: interactions.pages });
+await host.start();
+if (!config.redisUrl) await interactions.seedDemoData?.();
+
+const app = buildApp({ config, store, host, logger, routers: interactions.routers });
+const server: Server = app.listen(config.port);
+server.headersTimeout = 10_000;
+server.requestTimeout = 30_000;
+await once(server, 'listening');
+logger.info({ issuer: config.issuer, port: config.port, store: store.kv.kind }, 'authorization server listening');
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, 'shutting down: finishing in-flight requests');
+  const force = setTimeout(() => {
+    logger.warn('in-flight requests did not finish in 10 s; closing connections');
+    server.closeAllConnections();
+  }, 10_000);
+  force.unref();
+  server.close();
+  server.closeIdleConnections();
+  await once(server, 'close');
+  await host.stop();
+  await store.close();
+  logger.info('stopped');
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));

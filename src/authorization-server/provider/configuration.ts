@@ -1,0 +1,107 @@
+import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
+import type { Config } from '../../config/config.ts';
+import { currentKid, type KeyRing, providerJwks, type SigningAlg } from '../keys/signing-key-ring.ts';
+import { createAdapterClass } from '../storage/oidc-adapter.ts';
+import { OPENID_SCOPES, type Resource } from '../storage/resource-store.ts';
+import type { Store } from '../storage/store.ts';
+import { findAccount } from './accounts.ts';
+import { recordJwtAccessTokens } from './jwt-token-registry.ts';
+import { resourceIndicators } from './resource-indicators.ts';
+
+/** Pages oidc-provider renders itself (errors, logout); the interactions module supplies them. */
+export interface ProviderPages {
+  renderError: NonNullable<Configuration['renderError']>;
+  logoutSource: (ctx: KoaContextWithOIDC, form: string) => Promise<void> | void;
+  postLogoutSuccessSource: (ctx: KoaContextWithOIDC) => Promise<void> | void;
+}
+
+export interface ProviderSnapshot {
+  ring: KeyRing;
+  resources: Resource[];
+}
+
+export const TOKEN_TTL = {
+  AuthorizationCode: 60,
+  IdToken: 3600,
+  Interaction: 600,
+  Session: 14 * 24 * 3600,
+  Grant: 14 * 24 * 3600,
+  RefreshToken: 14 * 24 * 3600,
+} as const;
+
+/**
+ * The whole oidc-provider configuration. Everything not set here is oidc-provider's secure default;
+ * see its configuration reference for each key.
+ */
+export function providerConfiguration(
+  config: Config,
+  store: Store,
+  snapshot: ProviderSnapshot,
+  pages: ProviderPages,
+): Configuration {
+  const resourceScopes = snapshot.resources.flatMap((r) => r.scopes);
+  const secureCookies = config.issuer.startsWith('https:');
+  const cookie = { httpOnly: true, sameSite: 'lax', secure: secureCookies, signed: true } as const;
+
+  return {
+    adapter: createAdapterClass({ kv: store.kv, keys: store.keys, box: store.box }),
+    // Clients come from the store (the Client model), never from static configuration.
+    clients: [],
+    findAccount: findAccount(store.users),
+    jwks: providerJwks(snapshot.ring) as Configuration['jwks'],
+    cookies: { keys: store.box.cookieKeys(), long: cookie, short: cookie },
+    scopes: [...new Set([...OPENID_SCOPES, ...resourceScopes])],
+    claims: {
+      openid: ['sub'],
+      profile: ['name', 'updated_at'],
+      email: ['email', 'email_verified'],
+    },
+    clientDefaults: {
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      // OpenID Connect Core §15.1: RS256 is the mandatory ID token algorithm.
+      id_token_signed_response_alg: 'RS256',
+    },
+    extraClientMetadata: { properties: ['resources', 'first_party', 'created_at'] },
+    enabledJWA: {
+      idTokenSigningAlgValues: ['RS256', config.accessTokenAlg].filter((v, i, a) => a.indexOf(v) === i) as SigningAlg[],
+      clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+    },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      userinfo: { enabled: true },
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: pages.logoutSource,
+        postLogoutSuccessSource: pages.postLogoutSuccessSource,
+      },
+      resourceIndicators: resourceIndicators({
+        resources: store.resources,
+        accessTokenTtl: config.accessTokenTtl,
+        accessTokenAlg: config.accessTokenAlg,
+        signingKid: currentKid(snapshot.ring, config.accessTokenAlg),
+      }),
+    },
+    // PKCE (RFC 7636) for every authorization code request; oidc-provider only knows S256.
+    pkce: { required: () => true },
+    formats: { customizers: { jwt: recordJwtAccessTokens(store.keys) as never } },
+    rotateRefreshToken: true,
+    async issueRefreshToken(_ctx, client, code) {
+      return client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access');
+    },
+    ttl: {
+      ...TOKEN_TTL,
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.accessTokenTtl,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.accessTokenTtl,
+    },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    renderError: pages.renderError,
+    responseTypes: ['code'],
+    clockTolerance: 5,
+  };
+}

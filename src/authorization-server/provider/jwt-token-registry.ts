@@ -1,0 +1,99 @@
+import { parse as parseQuery } from 'node:querystring';
+import { compactVerify, createLocalJWKSet, decodeProtectedHeader, type JWK } from 'jose';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { KeyNames } from '../storage/redis-keys.ts';
+
+/**
+ * oidc-provider does not store JWT access tokens, so it can neither introspect nor revoke them
+ * (it answers unsupported_token_type). SPEC needs both. Each JWT access token therefore gets a
+ * registry record: the opaque-format payload stored under a reference only this server can compute
+ * (a keyed hash of the jti). The introspection and revocation endpoints swap a JWT that verifies
+ * against our keys for its reference before oidc-provider sees it; from there on the provider's
+ * own logic applies (client authentication, grant checks, revokeByGrantId), and a revoked or
+ * expired token has no record left, so it reads as inactive.
+ */
+
+/** Fields of a token model that make up its stored payload, the jti aside. */
+const SKIPPED = new Set(['jti', 'format']);
+
+interface TokenModel {
+  jti: string;
+  exp?: number;
+  iat?: number;
+  kind: string;
+  adapter: { upsert(id: string, payload: object, expiresIn: number): Promise<void> };
+  constructor: { IN_PAYLOAD: string[] };
+  [field: string]: unknown;
+}
+
+/** formats.customizers.jwt: records the token as it is issued. */
+export function recordJwtAccessTokens(keys: KeyNames) {
+  return async (_ctx: unknown, token: unknown, jwt: { payload: Record<string, unknown> }) => {
+    const model = token as TokenModel;
+    const payload: Record<string, unknown> = {};
+    for (const field of model.constructor.IN_PAYLOAD) {
+      if (!SKIPPED.has(field) && model[field] !== undefined) payload[field] = model[field];
+    }
+    const exp = Number(jwt.payload.exp);
+    const reference = keys.jwtReference(String(jwt.payload.jti));
+    payload.jti = reference;
+    payload.exp = exp;
+    payload.iat = Number(jwt.payload.iat);
+    await model.adapter.upsert(reference, payload, Math.max(1, exp - Math.floor(Date.now() / 1000)));
+  };
+}
+
+const BODY_LIMIT = 56 * 1024;
+
+async function readForm(ctx: KoaContextWithOIDC): Promise<Record<string, string | string[]>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.req) {
+    size += (chunk as Buffer).length;
+    if (size > BODY_LIMIT) ctx.throw(413, 'request entity too large');
+    chunks.push(chunk as Buffer);
+  }
+  return parseQuery(Buffer.concat(chunks).toString('utf8')) as Record<string, string | string[]>;
+}
+
+function looksLikeJws(value: unknown): value is string {
+  if (typeof value !== 'string' || value.split('.').length !== 3) return false;
+  try {
+    return Boolean(decodeProtectedHeader(value));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Provider middleware for the introspection and revocation routes. A JWT that does not verify
+ * against our published keys is swapped for a value that matches nothing: inactive, and for
+ * revocation the 200 that RFC 7009 §2.2 asks for with an invalid token.
+ */
+export function jwtTokenRegistryBridge(keys: KeyNames, publicJwks: JWK[], paths: { introspection: string; revocation: string }) {
+  const keySet = createLocalJWKSet({ keys: publicJwks });
+  return async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
+    const route = ctx.path === paths.introspection ? 'introspection' : ctx.path === paths.revocation ? 'revocation' : undefined;
+    if (!route || ctx.method !== 'POST' || !ctx.is('application/x-www-form-urlencoded')) return next();
+
+    const form = await readForm(ctx);
+    let claims: { jti?: unknown; sub?: unknown } = {};
+    let jti: string | undefined;
+    if (looksLikeJws(form.token)) {
+      try {
+        const { payload } = await compactVerify(form.token, keySet);
+        claims = JSON.parse(new TextDecoder().decode(payload));
+        if (typeof claims.jti === 'string') jti = claims.jti;
+      } catch {
+        // Not ours, tampered or malformed: it stays unknown.
+      }
+      form.token = jti ? keys.jwtReference(jti) : 'unknown-structured-token';
+    }
+    (ctx.request as { body?: unknown }).body = form;
+    await next();
+    if (route === 'introspection' && jti && (ctx.body as { active?: boolean } | undefined)?.active) {
+      // The stored record is keyed by the reference; report the token's own identifiers.
+      Object.assign(ctx.body as Record<string, unknown>, { jti, sub: claims.sub });
+    }
+  };
+}

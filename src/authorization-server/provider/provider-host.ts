@@ -1,0 +1,101 @@
+import Provider from 'oidc-provider';
+import type { Config } from '../../config/config.ts';
+import type { Logger } from '../../shared/logger.ts';
+import { publicJwk } from '../keys/signing-key-ring.ts';
+import type { Store } from '../storage/store.ts';
+import { type ProviderPages, type ProviderSnapshot, providerConfiguration } from './configuration.ts';
+import { jwtTokenRegistryBridge } from './jwt-token-registry.ts';
+
+export interface ProviderHostDeps {
+  config: Config;
+  store: Store;
+  logger: Logger;
+  pages: ProviderPages;
+}
+
+/**
+ * Holds the live oidc-provider instance. Signing keys and resource scopes are fixed when a Provider
+ * is built, so a change in the store builds a complete new Provider and then swaps one reference:
+ * requests already running finish on the old one, no request ever sees a half-built one.
+ */
+export class ProviderHost {
+  readonly #deps: ProviderHostDeps;
+  #current: Provider | undefined;
+  #handler: ReturnType<Provider['callback']> | undefined;
+  #snapshot: ProviderSnapshot | undefined;
+  #stopWatching: (() => Promise<void>) | undefined;
+
+  constructor(deps: ProviderHostDeps) {
+    this.#deps = deps;
+  }
+
+  get provider(): Provider {
+    if (!this.#current) throw new Error('provider not loaded yet');
+    return this.#current;
+  }
+
+  /** The live provider's request handler, built once per provider. */
+  get handler(): ReturnType<Provider['callback']> {
+    if (!this.#handler) throw new Error('provider not loaded yet');
+    return this.#handler;
+  }
+
+  get loaded(): boolean {
+    return this.#current !== undefined;
+  }
+
+  get snapshot(): ProviderSnapshot | undefined {
+    return this.#snapshot;
+  }
+
+  /** Loads keys (creating them on first start) and resources, builds the provider, and starts watching. */
+  async start(): Promise<void> {
+    await this.reload();
+    this.#stopWatching = await this.#deps.store.feed.watch(
+      this.#deps.config.reloadIntervalMs,
+      () => this.reload(),
+      (error) => this.#deps.logger.warn({ err: describe(error) }, 'could not check the store for changes'),
+    );
+  }
+
+  async reload(): Promise<void> {
+    const { store, logger } = this.#deps;
+    const [ring, resources] = await Promise.all([store.keyRing.ensure(), store.resources.list()]);
+    const snapshot = { ring, resources };
+    const provider = this.#build(snapshot);
+    const before = this.#snapshot?.ring.keys.filter((k) => k.status === 'current').map((k) => k.kid);
+    const handler = provider.callback();
+    this.#current = provider;
+    this.#handler = handler;
+    this.#snapshot = snapshot;
+    const signing = ring.keys.filter((k) => k.status === 'current').map((k) => `${k.alg}:${k.kid}`);
+    if (before?.join() !== ring.keys.filter((k) => k.status === 'current').map((k) => k.kid).join()) {
+      logger.info({ signing }, 'signing keys loaded');
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.#stopWatching?.();
+  }
+
+  #build(snapshot: ProviderSnapshot): Provider {
+    const { config, store, logger, pages } = this.#deps;
+    const provider = new Provider(config.issuer, providerConfiguration(config, store, snapshot, pages));
+    provider.proxy = config.trustProxy;
+    provider.use(
+      jwtTokenRegistryBridge(
+        store.keys,
+        snapshot.ring.keys.map((k) => publicJwk(k.jwk)),
+        { introspection: '/token/introspection', revocation: '/token/revocation' },
+      ),
+    );
+    provider.on('server_error', (_ctx, error) => logger.error({ err: describe(error) }, 'oidc-provider server error'));
+    return provider;
+  }
+}
+
+/** Error details for logs without payloads that could carry secrets. */
+export function describe(error: unknown): { name?: string; message: string; stack?: string } {
+  if (error instanceof Error) return { name: error.name, message: error.message, stack: error.stack };
+  return { message: String(error) };
+}

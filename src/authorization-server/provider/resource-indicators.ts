@@ -1,0 +1,66 @@
+import type { Client, KoaContextWithOIDC, ResourceServer } from 'oidc-provider';
+import { errors } from 'oidc-provider';
+import type { ResourceStore } from '../storage/resource-store.ts';
+
+export interface ResourcePolicyOptions {
+  resources: ResourceStore;
+  accessTokenTtl: number;
+  accessTokenAlg: string;
+  /** The kid of the current access-token key in the provider's key snapshot. */
+  signingKid: string;
+}
+
+function clientResources(client: Client): string[] {
+  const resources = (client as unknown as { resources?: unknown }).resources;
+  return Array.isArray(resources) ? resources.filter((r): r is string => typeof r === 'string') : [];
+}
+
+function requestedScopes(ctx: KoaContextWithOIDC): Set<string> {
+  const scope = (ctx.oidc.params?.scope as string | undefined) ?? '';
+  return new Set(scope.split(' ').filter(Boolean));
+}
+
+/**
+ * RFC 8707 resource indicators as SPEC states them: a client may only target the resources it is
+ * registered for; each token is for one audience; without `resource`, the client's default
+ * (first) resource applies to client credentials, and to the authorization code flow when the
+ * requested scopes include that resource's scopes. Anything else is `invalid_target`.
+ */
+export function resourceIndicators({ resources, accessTokenTtl, accessTokenAlg, signingKid }: ResourcePolicyOptions) {
+  return {
+    enabled: true,
+
+    async defaultResource(ctx: KoaContextWithOIDC, client: Client, oneOf?: readonly string[]) {
+      const [fallback] = clientResources(client);
+      if (oneOf) return fallback && oneOf.includes(fallback) ? fallback : undefined;
+      if (!fallback) return undefined;
+      if (ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'client_credentials') return fallback;
+      if (ctx.oidc.route === 'token' && ctx.oidc.params?.grant_type === 'refresh_token') return undefined;
+      const resource = await resources.get(fallback);
+      const wanted = requestedScopes(ctx);
+      return resource?.scopes.some((s) => wanted.has(s)) ? fallback : undefined;
+    },
+
+    // The code exchange keeps the resource chosen at authorization; a refresh without `resource`
+    // asks for a userinfo token (SPEC: "gets the second with its refresh token").
+    useGrantedResource(_ctx: KoaContextWithOIDC, model: { kind: string }) {
+      return model.kind === 'AuthorizationCode';
+    },
+
+    async getResourceServerInfo(_ctx: KoaContextWithOIDC, indicator: string, client: Client): Promise<ResourceServer> {
+      if (!clientResources(client).includes(indicator)) {
+        throw new errors.InvalidTarget('the client is not allowed to request this resource');
+      }
+      const resource = await resources.get(indicator);
+      if (!resource) throw new errors.InvalidTarget('unknown resource');
+      const allowed = new Set((client.scope ?? '').split(' '));
+      return {
+        scope: resource.scopes.filter((s) => allowed.has(s)).join(' '),
+        audience: resource.uri,
+        accessTokenTTL: resource.token_ttl ?? accessTokenTtl,
+        accessTokenFormat: 'jwt',
+        jwt: { sign: { alg: accessTokenAlg, kid: signingKid } },
+      } as ResourceServer;
+    },
+  };
+}

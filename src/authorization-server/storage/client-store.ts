@@ -1,0 +1,194 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { ConflictError, InvalidInputError, NotFoundError } from '../../shared/errors.ts';
+import type { Kv } from './kv.ts';
+import type { KeyNames } from './redis-keys.ts';
+import { OPENID_SCOPES, type ResourceStore } from './resource-store.ts';
+import type { SealedBox } from './sealed-box.ts';
+
+export const GRANTS = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
+export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
+/** Public keys only: a JWKS carrying private members is refused rather than stored. */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k', 'oth'];
+
+export type Grant = (typeof GRANTS)[number];
+export type AuthMethod = (typeof AUTH_METHODS)[number];
+
+export interface ClientInput {
+  id: string;
+  grants: Grant[];
+  scope: string[];
+  resources: string[];
+  redirectUris: string[];
+  postLogoutRedirectUris: string[];
+  authMethod?: AuthMethod;
+  jwks?: unknown;
+  /** First-party clients skip the consent page. */
+  firstParty?: boolean;
+}
+
+/** The oidc-provider client metadata as stored (sealed) under the Client model key. */
+export interface ClientMetadata {
+  client_id: string;
+  client_secret?: string;
+  grant_types: Grant[];
+  response_types: string[];
+  redirect_uris: string[];
+  post_logout_redirect_uris: string[];
+  token_endpoint_auth_method: AuthMethod;
+  jwks?: { keys: Record<string, unknown>[] };
+  scope: string;
+  resources: string[];
+  first_party: boolean;
+  created_at: string;
+  [key: string]: unknown;
+}
+
+/** What `clients list` and `clients show` print: everything but the secret. */
+export type ClientView = Omit<ClientMetadata, 'client_secret'>;
+
+const redirectUri = z
+  .url({ error: 'redirect URIs must be absolute URIs' })
+  .refine((u) => !u.includes('#'), 'redirect URIs must not contain a fragment (RFC 6749 §3.1.2)');
+
+const clientInput = z
+  .object({
+    id: z.string().regex(/^[A-Za-z0-9._~-]{3,128}$/, 'client id: 3-128 of A-Z a-z 0-9 . _ ~ -'),
+    grants: z.array(z.enum(GRANTS)).min(1, 'at least one --grant'),
+    scope: z.array(z.string()).min(1, '--scope needs at least one scope'),
+    resources: z.array(z.url({ protocol: /^https?$/ })),
+    redirectUris: z.array(redirectUri),
+    postLogoutRedirectUris: z.array(redirectUri),
+    authMethod: z.enum(AUTH_METHODS).optional(),
+    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
+    firstParty: z.boolean().optional(),
+  })
+  .superRefine((c, ctx) => {
+    const fail = (message: string) => ctx.addIssue({ code: 'custom', message });
+    const authMethod = c.authMethod ?? 'client_secret_basic';
+    if (c.grants.includes('authorization_code') && c.redirectUris.length === 0) {
+      fail('authorization_code needs at least one --redirect-uri');
+    }
+    if (!c.grants.includes('authorization_code') && c.redirectUris.length > 0) {
+      fail('--redirect-uri is only for authorization_code clients');
+    }
+    if (c.grants.includes('refresh_token') && !c.grants.includes('authorization_code')) {
+      fail('refresh_token needs authorization_code');
+    }
+    if (authMethod === 'none' && c.grants.includes('client_credentials')) {
+      fail('client_credentials needs an authenticated client (not --auth-method none)');
+    }
+    if (authMethod === 'private_key_jwt' && !c.jwks) fail('private_key_jwt needs --jwks-file');
+    if (authMethod !== 'private_key_jwt' && c.jwks) fail('--jwks-file is only for private_key_jwt');
+    for (const key of c.jwks?.keys ?? []) {
+      if (PRIVATE_MEMBERS.some((m) => m in key)) fail('--jwks-file must hold public keys only');
+    }
+    if (c.grants.includes('client_credentials') && c.resources.length === 0) {
+      fail('client_credentials needs at least one --resource');
+    }
+  });
+
+/**
+ * Clients live where oidc-provider looks for them (the Client model, sealed like every model), plus
+ * an index of their ids. Secrets are 256-bit random values, shown once, kept only sealed: no
+ * password hash, so authenticating a client costs one decryption, not an argon2 run.
+ */
+export class ClientStore {
+  readonly #kv: Kv;
+  readonly #keys: KeyNames;
+  readonly #box: SealedBox;
+  readonly #resources: ResourceStore;
+
+  constructor(kv: Kv, keys: KeyNames, box: SealedBox, resources: ResourceStore) {
+    this.#kv = kv;
+    this.#keys = keys;
+    this.#box = box;
+    this.#resources = resources;
+  }
+
+  async add(input: ClientInput): Promise<{ client_id: string; client_secret?: string }> {
+    const parsed = clientInput.safeParse(input);
+    if (!parsed.success) throw new InvalidInputError(parsed.error.issues.map((i) => i.message).join('; '));
+    const c = parsed.data;
+    await this.#checkScopesAndResources(c.scope, c.resources);
+    const authMethod = c.authMethod ?? 'client_secret_basic';
+    const secret = authMethod.startsWith('client_secret') ? newSecret() : undefined;
+    const metadata: ClientMetadata = {
+      client_id: c.id,
+      ...(secret ? { client_secret: secret } : {}),
+      grant_types: [...new Set(c.grants)],
+      response_types: c.grants.includes('authorization_code') ? ['code'] : [],
+      redirect_uris: [...new Set(c.redirectUris)],
+      post_logout_redirect_uris: [...new Set(c.postLogoutRedirectUris)],
+      token_endpoint_auth_method: authMethod,
+      ...(c.jwks ? { jwks: c.jwks } : {}),
+      scope: [...new Set(c.scope)].join(' '),
+      resources: [...new Set(c.resources)],
+      first_party: c.firstParty ?? false,
+      created_at: new Date().toISOString(),
+    };
+    if (!(await this.#kv.hashSetIfAbsent(this.#keys.clientIndex(), c.id, metadata.created_at))) {
+      throw new ConflictError(`client ${c.id} exists`);
+    }
+    await this.#write(metadata);
+    return { client_id: c.id, ...(secret ? { client_secret: secret } : {}) };
+  }
+
+  async get(id: string): Promise<ClientMetadata | undefined> {
+    const key = this.#keys.model('Client', id);
+    const record = await this.#kv.getRecord(key);
+    return record ? this.#box.openJson<ClientMetadata>(record.sealed, key) : undefined;
+  }
+
+  async show(id: string): Promise<ClientView> {
+    const client = await this.get(id);
+    if (!client) throw new NotFoundError(`no client ${id}`);
+    return publicView(client);
+  }
+
+  async list(): Promise<ClientView[]> {
+    const ids = Object.keys(await this.#kv.hashGetAll(this.#keys.clientIndex())).sort();
+    const clients = await Promise.all(ids.map((id) => this.get(id)));
+    return clients.filter((c): c is ClientMetadata => c !== undefined).map(publicView);
+  }
+
+  async remove(id: string): Promise<void> {
+    if (!(await this.#kv.hashDelete(this.#keys.clientIndex(), id))) throw new NotFoundError(`no client ${id}`);
+    await this.#kv.del(this.#keys.model('Client', id));
+  }
+
+  async rotateSecret(id: string): Promise<{ client_id: string; client_secret: string }> {
+    const client = await this.get(id);
+    if (!client) throw new NotFoundError(`no client ${id}`);
+    if (!client.token_endpoint_auth_method.startsWith('client_secret')) {
+      throw new InvalidInputError(`client ${id} authenticates with ${client.token_endpoint_auth_method}: it has no secret`);
+    }
+    const secret = newSecret();
+    await this.#write({ ...client, client_secret: secret });
+    return { client_id: id, client_secret: secret };
+  }
+
+  async #write(metadata: ClientMetadata): Promise<void> {
+    const key = this.#keys.model('Client', metadata.client_id);
+    await this.#kv.putRecord(key, this.#box.sealJson(metadata, key));
+  }
+
+  async #checkScopesAndResources(scope: string[], resourceUris: string[]): Promise<void> {
+    const resources = await Promise.all(resourceUris.map(async (uri) => [uri, await this.#resources.get(uri)] as const));
+    const missing = resources.filter(([, r]) => !r).map(([uri]) => uri);
+    if (missing.length) throw new InvalidInputError(`unknown resource ${missing.join(', ')}: add it first (resources add)`);
+    const allowed = new Set<string>([...OPENID_SCOPES, ...resources.flatMap(([, r]) => r?.scopes ?? [])]);
+    const unknown = scope.filter((s) => !allowed.has(s));
+    if (unknown.length) {
+      throw new InvalidInputError(`scope ${unknown.join(' ')} belongs to none of the client's resources nor OpenID Connect`);
+    }
+  }
+}
+
+function newSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+function publicView({ client_secret: _secret, ...view }: ClientMetadata): ClientView {
+  return view;
+}

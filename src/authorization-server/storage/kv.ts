@@ -1,0 +1,47 @@
+/**
+ * The few storage operations the product needs, implemented by Redis (redis-kv.ts) and by an
+ * in-process store (memory-kv.ts). Every operation touches one key, so the layout works on Redis
+ * Cluster; operations that must be atomic are atomic on that one key.
+ */
+export interface StoredRecord {
+  sealed: string;
+  /** Epoch seconds when the record was consumed (codes, refresh tokens). */
+  consumed?: number;
+}
+
+export type ConsumeResult = 'consumed' | 'already-consumed' | 'missing';
+
+export interface Kv {
+  readonly kind: 'redis' | 'memory';
+  /** Replaces a record (value + consumed marker) and sets its time to live in seconds. */
+  putRecord(key: string, sealed: string, ttlSeconds?: number): Promise<void>;
+  getRecord(key: string): Promise<StoredRecord | undefined>;
+  /** Atomically marks a record consumed; only one caller ever sees 'consumed'. */
+  consumeRecord(key: string, at: number): Promise<ConsumeResult>;
+
+  get(key: string): Promise<string | undefined>;
+  set(key: string, value: string, ttlSeconds?: number): Promise<void>;
+  del(key: string): Promise<void>;
+  /** Sets the value only when the key holds `expected` (undefined: absent); true when it did. */
+  compareAndSet(key: string, expected: string | undefined, value: string): Promise<boolean>;
+  incr(key: string): Promise<number>;
+
+  /** Adds to a set and makes sure the set lives at least ttlSeconds (never shortens it). */
+  addToSet(key: string, member: string, ttlSeconds?: number): Promise<void>;
+  removeFromSet(key: string, member: string): Promise<void>;
+  setMembers(key: string): Promise<string[]>;
+
+  hashGet(key: string, field: string): Promise<string | undefined>;
+  hashSet(key: string, field: string, value: string): Promise<void>;
+  /** Sets the field only when absent; true when it did. */
+  hashSetIfAbsent(key: string, field: string, value: string): Promise<boolean>;
+  hashDelete(key: string, field: string): Promise<boolean>;
+  hashGetAll(key: string): Promise<Record<string, string>>;
+
+  publish(channel: string, message: string): Promise<void>;
+  /** Calls onMessage for each message on the channel until the returned function is called. */
+  subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;
+
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

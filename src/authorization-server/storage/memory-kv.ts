@@ -1,0 +1,145 @@
+import { EventEmitter } from 'node:events';
+import type { ConsumeResult, Kv, StoredRecord } from './kv.ts';
+
+interface Entry {
+  value: string | Set<string> | Map<string, string> | StoredRecord;
+  expiresAt?: number;
+}
+
+/**
+ * The in-process store used when REDIS_URL is unset (development and demos only: nothing is shared
+ * between processes and everything is lost on exit). Same semantics as the Redis store.
+ */
+export class MemoryKv implements Kv {
+  readonly kind = 'memory' as const;
+  readonly #entries = new Map<string, Entry>();
+  readonly #bus = new EventEmitter();
+
+  #live(key: string): Entry | undefined {
+    const entry = this.#entries.get(key);
+    if (entry?.expiresAt !== undefined && entry.expiresAt <= Date.now()) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+
+  #put(key: string, value: Entry['value'], ttlSeconds?: number): void {
+    this.#entries.set(key, { value, expiresAt: ttlSeconds ? Date.now() + ttlSeconds * 1000 : undefined });
+  }
+
+  #map(key: string, create: boolean): Map<string, string> | undefined {
+    const entry = this.#live(key);
+    if (entry?.value instanceof Map) return entry.value;
+    if (!create) return undefined;
+    const map = new Map<string, string>();
+    this.#put(key, map);
+    return map;
+  }
+
+  async putRecord(key: string, sealed: string, ttlSeconds?: number): Promise<void> {
+    this.#put(key, { sealed }, ttlSeconds);
+  }
+
+  async getRecord(key: string): Promise<StoredRecord | undefined> {
+    const value = this.#live(key)?.value as StoredRecord | undefined;
+    return value && typeof value === 'object' && 'sealed' in value ? { ...value } : undefined;
+  }
+
+  async consumeRecord(key: string, at: number): Promise<ConsumeResult> {
+    const value = this.#live(key)?.value as StoredRecord | undefined;
+    if (!value || !('sealed' in value)) return 'missing';
+    if (value.consumed !== undefined) return 'already-consumed';
+    value.consumed = at;
+    return 'consumed';
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    const value = this.#live(key)?.value;
+    return typeof value === 'string' ? value : undefined;
+  }
+
+  async set(key: string, value: string, ttlSeconds?: number): Promise<void> {
+    this.#put(key, value, ttlSeconds);
+  }
+
+  async del(key: string): Promise<void> {
+    this.#entries.delete(key);
+  }
+
+  async compareAndSet(key: string, expected: string | undefined, value: string): Promise<boolean> {
+    if ((await this.get(key)) !== expected) return false;
+    this.#put(key, value);
+    return true;
+  }
+
+  async incr(key: string): Promise<number> {
+    const next = Number((await this.get(key)) ?? 0) + 1;
+    this.#put(key, String(next));
+    return next;
+  }
+
+  async addToSet(key: string, member: string, ttlSeconds?: number): Promise<void> {
+    const entry = this.#live(key);
+    const set = entry?.value instanceof Set ? entry.value : new Set<string>();
+    set.add(member);
+    const wanted = ttlSeconds ? Date.now() + ttlSeconds * 1000 : undefined;
+    const expiresAt =
+      entry?.value instanceof Set && entry.expiresAt !== undefined && wanted !== undefined
+        ? Math.max(entry.expiresAt, wanted)
+        : entry?.value instanceof Set && entry.expiresAt === undefined
+          ? undefined
+          : wanted;
+    this.#entries.set(key, { value: set, expiresAt });
+  }
+
+  async removeFromSet(key: string, member: string): Promise<void> {
+    const value = this.#live(key)?.value;
+    if (value instanceof Set) value.delete(member);
+  }
+
+  async setMembers(key: string): Promise<string[]> {
+    const value = this.#live(key)?.value;
+    return value instanceof Set ? [...value] : [];
+  }
+
+  async hashGet(key: string, field: string): Promise<string | undefined> {
+    return this.#map(key, false)?.get(field);
+  }
+
+  async hashSet(key: string, field: string, value: string): Promise<void> {
+    this.#map(key, true)?.set(field, value);
+  }
+
+  async hashSetIfAbsent(key: string, field: string, value: string): Promise<boolean> {
+    const map = this.#map(key, true) as Map<string, string>;
+    if (map.has(field)) return false;
+    map.set(field, value);
+    return true;
+  }
+
+  async hashDelete(key: string, field: string): Promise<boolean> {
+    return this.#map(key, false)?.delete(field) ?? false;
+  }
+
+  async hashGetAll(key: string): Promise<Record<string, string>> {
+    return Object.fromEntries(this.#map(key, false) ?? []);
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    this.#bus.emit(channel, message);
+  }
+
+  async subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
+    this.#bus.on(channel, onMessage);
+    return async () => {
+      this.#bus.off(channel, onMessage);
+    };
+  }
+
+  async ping(): Promise<void> {}
+
+  async close(): Promise<void> {
+    this.#bus.removeAllListeners();
+  }
+}

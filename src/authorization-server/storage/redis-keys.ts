@@ -1,0 +1,82 @@
+/**
+ * Every key name the product writes, in one place. Secret identifiers (token, code, session,
+ * interaction ids; emails) only ever appear as keyed hashes. No operation spans two keys, so no
+ * hash tags are needed for Redis Cluster.
+ */
+export class KeyNames {
+  readonly prefix: string;
+  readonly #hash: (namespace: string, id: string) => string;
+
+  constructor(prefix: string, hashId: (namespace: string, id: string) => string) {
+    this.prefix = prefix;
+    this.#hash = hashId;
+  }
+
+  /** One oidc-provider model instance (AccessToken, Session, Client...). */
+  model(model: string, id: string): string {
+    return `${this.prefix}oidc:${model}:${this.#hash(model, id)}`;
+  }
+
+  /** The set of model keys issued under one grant, for revocation. */
+  grant(grantId: string): string {
+    return `${this.prefix}oidc:grant-index:${this.#hash('grant-index', grantId)}`;
+  }
+
+  /** Session uid → session key. */
+  sessionUid(uid: string): string {
+    return `${this.prefix}oidc:uid:${this.#hash('uid', uid)}`;
+  }
+
+  /** Device flow user code → model key. */
+  userCode(userCode: string): string {
+    return `${this.prefix}oidc:user-code:${this.#hash('user-code', userCode)}`;
+  }
+
+  /** Ids of registered clients (public identifiers). */
+  clientIndex(): string {
+    return `${this.prefix}clients`;
+  }
+
+  /** Resource servers: resource URI → JSON (public configuration). */
+  resources(): string {
+    return `${this.prefix}resources`;
+  }
+
+  /** Users: subject → sealed record. */
+  users(): string {
+    return `${this.prefix}users`;
+  }
+
+  /** Email (hashed) → subject. */
+  userEmails(): string {
+    return `${this.prefix}user-emails`;
+  }
+
+  emailHash(email: string): string {
+    return this.#hash('email', email);
+  }
+
+  /** The signing key ring, sealed. */
+  keyRing(): string {
+    return `${this.prefix}signing-keys`;
+  }
+
+  /** Bumped on every key or resource change; instances compare it to reload. */
+  generation(): string {
+    return `${this.prefix}generation`;
+  }
+
+  /** Pub/sub channel telling instances to reload now. */
+  changes(): string {
+    return `${this.prefix}changes`;
+  }
+
+  /** Revoked JWT access tokens are found through a reference only the server can compute. */
+  jwtReference(jti: string): string {
+    return this.#hash('jwt-reference', jti);
+  }
+
+  rateLimit(name: string): string {
+    return `${this.prefix}rate-limit:${name}`;
+  }
+}

@@ -1,0 +1,162 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import type { ConsumeResult, Kv, StoredRecord } from './kv.ts';
+
+/** Marks a record consumed only if it exists and is not consumed yet (one key: Cluster-safe). */
+const CONSUME = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+return redis.call('HSETNX', KEYS[1], 'c', ARGV[1])`;
+
+/** Adds a member and extends, never shortens, the set's life. */
+const ADD_TO_SET = `
+redis.call('SADD', KEYS[1], ARGV[1])
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then
+  local current = redis.call('TTL', KEYS[1])
+  if current < ttl then redis.call('EXPIRE', KEYS[1], ttl) end
+end
+return 1`;
+
+const COMPARE_AND_SET = `
+local current = redis.call('GET', KEYS[1])
+if (current == false and ARGV[1] == '') or current == ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[3])
+  return 1
+end
+return 0`;
+
+/** Bounded waits: with Redis down, callers get an error within this time instead of hanging. */
+export const REDIS_COMMAND_TIMEOUT_MS = 1500;
+
+export function redisOptions(extra: RedisOptions = {}): RedisOptions {
+  return {
+    commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+    connectTimeout: 2000,
+    maxRetriesPerRequest: 1,
+    // Keep reconnecting forever, at most once a second: service resumes by itself when Redis is back.
+    retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+    lazyConnect: false,
+    ...extra,
+  };
+}
+
+export class RedisKv implements Kv {
+  readonly kind = 'redis' as const;
+  readonly client: Redis;
+  readonly #url: string;
+  #subscriber: Redis | undefined;
+
+  constructor(url: string, options: RedisOptions = {}) {
+    this.#url = url;
+    this.client = new Redis(url, redisOptions(options));
+    // Errors surface on the commands that fail; the connection's own error events are expected
+    // while Redis is away and would otherwise crash the process as unhandled.
+    this.client.on('error', () => {});
+  }
+
+  async putRecord(key: string, sealed: string, ttlSeconds?: number): Promise<void> {
+    const tx = this.client.multi().del(key).hset(key, 'p', sealed);
+    if (ttlSeconds) tx.expire(key, ttlSeconds);
+    await tx.exec();
+  }
+
+  async getRecord(key: string): Promise<StoredRecord | undefined> {
+    const hash = await this.client.hgetall(key);
+    if (!hash.p) return undefined;
+    return { sealed: hash.p, consumed: hash.c === undefined ? undefined : Number(hash.c) };
+  }
+
+  async consumeRecord(key: string, at: number): Promise<ConsumeResult> {
+    const result = Number(await this.client.eval(CONSUME, 1, key, String(at)));
+    return result === 1 ? 'consumed' : result === 0 ? 'already-consumed' : 'missing';
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    return (await this.client.get(key)) ?? undefined;
+  }
+
+  async set(key: string, value: string, ttlSeconds?: number): Promise<void> {
+    if (ttlSeconds) await this.client.set(key, value, 'EX', ttlSeconds);
+    else await this.client.set(key, value);
+  }
+
+  async del(key: string): Promise<void> {
+    await this.client.del(key);
+  }
+
+  async compareAndSet(key: string, expected: string | undefined, value: string): Promise<boolean> {
+    return Number(await this.client.eval(COMPARE_AND_SET, 1, key, expected === undefined ? '' : '1', expected ?? '', value)) === 1;
+  }
+
+  async incr(key: string): Promise<number> {
+    return this.client.incr(key);
+  }
+
+  async addToSet(key: string, member: string, ttlSeconds?: number): Promise<void> {
+    await this.client.eval(ADD_TO_SET, 1, key, member, String(ttlSeconds ?? 0));
+  }
+
+  async removeFromSet(key: string, member: string): Promise<void> {
+    await this.client.srem(key, member);
+  }
+
+  async setMembers(key: string): Promise<string[]> {
+    return this.client.smembers(key);
+  }
+
+  async hashGet(key: string, field: string): Promise<string | undefined> {
+    return (await this.client.hget(key, field)) ?? undefined;
+  }
+
+  async hashSet(key: string, field: string, value: string): Promise<void> {
+    await this.client.hset(key, field, value);
+  }
+
+  async hashSetIfAbsent(key: string, field: string, value: string): Promise<boolean> {
+    return (await this.client.hsetnx(key, field, value)) === 1;
+  }
+
+  async hashDelete(key: string, field: string): Promise<boolean> {
+    return (await this.client.hdel(key, field)) === 1;
+  }
+
+  async hashGetAll(key: string): Promise<Record<string, string>> {
+    return this.client.hgetall(key);
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    await this.client.publish(channel, message);
+  }
+
+  async subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
+    if (!this.#subscriber) {
+      // A subscribed connection can do nothing else, so it gets its own; it waits for Redis
+      // without a command timeout.
+      this.#subscriber = new Redis(this.#url, redisOptions({ commandTimeout: undefined, maxRetriesPerRequest: null }));
+      this.#subscriber.on('error', () => {});
+    }
+    const subscriber = this.#subscriber;
+    const listener = (from: string, message: string) => {
+      if (from === channel) onMessage(message);
+    };
+    subscriber.on('message', listener);
+    await subscriber.subscribe(channel).catch(() => {
+      // Redis is away: the periodic check covers until ioredis resubscribes on reconnect.
+    });
+    return async () => {
+      subscriber.off('message', listener);
+      await subscriber.unsubscribe(channel).catch(() => {});
+    };
+  }
+
+  async ping(): Promise<void> {
+    await this.client.ping();
+  }
+
+  get ready(): boolean {
+    return this.client.status === 'ready';
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.client.quit(), this.#subscriber?.quit()]);
+  }
+}

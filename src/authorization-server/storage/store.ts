@@ -1,0 +1,54 @@
+import type { Config } from '../../config/config.ts';
+import { loadStoreSecrets, type StoreSecrets } from '../../config/secrets.ts';
+import { KeyRingStore } from '../keys/key-ring-store.ts';
+import { families } from '../keys/signing-key-ring.ts';
+import { ChangeFeed } from './change-feed.ts';
+import { ClientStore } from './client-store.ts';
+import type { Kv } from './kv.ts';
+import { MemoryKv } from './memory-kv.ts';
+import { RedisKv } from './redis-kv.ts';
+import { KeyNames } from './redis-keys.ts';
+import { ResourceStore } from './resource-store.ts';
+import { SealedBox } from './sealed-box.ts';
+import { UserStore } from './user-store.ts';
+
+/** The longest a signed token (access or ID token) lives: a retired key is kept in the JWKS that long. */
+export const MAX_SIGNED_TOKEN_LIFETIME_SECONDS = 86_400;
+
+/** Everything stateful, wired once: the servers and the CLI open the same store the same way. */
+export interface Store {
+  kv: Kv;
+  keys: KeyNames;
+  box: SealedBox;
+  feed: ChangeFeed;
+  resources: ResourceStore;
+  clients: ClientStore;
+  users: UserStore;
+  keyRing: KeyRingStore;
+  secrets: StoreSecrets;
+  close(): Promise<void>;
+}
+
+export function openStore(config: Config, kv?: Kv): Store {
+  const secrets = loadStoreSecrets(config);
+  const box = new SealedBox(secrets);
+  const backend = kv ?? (config.redisUrl ? new RedisKv(config.redisUrl) : new MemoryKv());
+  const keys = new KeyNames(config.redisPrefix, (ns, id) => box.hashId(ns, id));
+  const feed = new ChangeFeed(backend, keys);
+  const resources = new ResourceStore(backend, keys, () => feed.announce());
+  return {
+    kv: backend,
+    keys,
+    box,
+    feed,
+    resources,
+    clients: new ClientStore(backend, keys, box, resources),
+    users: new UserStore(backend, keys, box),
+    keyRing: new KeyRingStore(backend, keys, box, feed, {
+      algs: families(config.accessTokenAlg),
+      maxTokenLifetimeSeconds: MAX_SIGNED_TOKEN_LIFETIME_SECONDS,
+    }),
+    secrets,
+    close: () => backend.close(),
+  };
+}

@@ -1,0 +1,138 @@
+import { randomUUID } from 'node:crypto';
+import argon2 from 'argon2';
+import { z } from 'zod';
+import { ConflictError, InvalidInputError, NotFoundError } from '../../shared/errors.ts';
+import type { Kv } from './kv.ts';
+import type { KeyNames } from './redis-keys.ts';
+import type { SealedBox } from './sealed-box.ts';
+
+/**
+ * argon2id at OWASP's minimum profile (19 MiB, t=2, p=1): `npm run bench` measures it beside the
+ * stronger profiles. Hashing runs on libuv's thread pool, off the event loop.
+ */
+export const PASSWORD_HASH_OPTIONS = { type: argon2.argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
+
+export interface User {
+  sub: string;
+  email: string;
+  name?: string;
+  email_verified: boolean;
+  password_hash: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export type UserView = Omit<User, 'password_hash'>;
+
+const email = z.email({ error: 'a valid --email' }).max(254);
+const password = z.string().min(12, 'passwords have at least 12 characters').max(1024, 'passwords have at most 1024 characters');
+const name = z.string().trim().min(1).max(200).optional();
+
+export function normalizeEmail(value: string): string {
+  return value.trim().toLowerCase();
+}
+
+/** Users by subject (sealed), plus an index from the email's keyed hash to the subject. */
+export class UserStore {
+  readonly #kv: Kv;
+  readonly #keys: KeyNames;
+  readonly #box: SealedBox;
+  #dummyHash: Promise<string> | undefined;
+
+  constructor(kv: Kv, keys: KeyNames, box: SealedBox) {
+    this.#kv = kv;
+    this.#keys = keys;
+    this.#box = box;
+  }
+
+  async add(input: { email: string; name?: string; password: string }): Promise<UserView> {
+    const address = parse(email, normalizeEmail(input.email));
+    const secret = parse(password, input.password);
+    const now = new Date().toISOString();
+    const user: User = {
+      sub: `usr_${randomUUID()}`,
+      email: address,
+      ...(input.name ? { name: parse(name, input.name) } : {}),
+      email_verified: false,
+      password_hash: await argon2.hash(secret, PASSWORD_HASH_OPTIONS),
+      created_at: now,
+      updated_at: now,
+    };
+    if (!(await this.#kv.hashSetIfAbsent(this.#keys.userEmails(), this.#keys.emailHash(address), user.sub))) {
+      throw new ConflictError(`a user with email ${address} exists`);
+    }
+    await this.#write(user);
+    return view(user);
+  }
+
+  async findBySub(sub: string): Promise<User | undefined> {
+    const sealed = await this.#kv.hashGet(this.#keys.users(), sub);
+    return sealed ? this.#box.openJson<User>(sealed, `${this.#keys.users()}/${sub}`) : undefined;
+  }
+
+  async findByEmail(address: string): Promise<User | undefined> {
+    const sub = await this.#kv.hashGet(this.#keys.userEmails(), this.#keys.emailHash(normalizeEmail(address)));
+    return sub ? this.findBySub(sub) : undefined;
+  }
+
+  async list(): Promise<UserView[]> {
+    const all = await this.#kv.hashGetAll(this.#keys.users());
+    return Object.entries(all)
+      .map(([sub, sealed]) => view(this.#box.openJson<User>(sealed, `${this.#keys.users()}/${sub}`)))
+      .sort((a, b) => a.email.localeCompare(b.email));
+  }
+
+  async remove(address: string): Promise<void> {
+    const user = await this.findByEmail(address);
+    if (!user) throw new NotFoundError(`no user ${normalizeEmail(address)}`);
+    await this.#kv.hashDelete(this.#keys.users(), user.sub);
+    await this.#kv.hashDelete(this.#keys.userEmails(), this.#keys.emailHash(user.email));
+  }
+
+  async setPassword(address: string, newPassword: string): Promise<UserView> {
+    const user = await this.findByEmail(address);
+    if (!user) throw new NotFoundError(`no user ${normalizeEmail(address)}`);
+    const secret = parse(password, newPassword);
+    const updated = { ...user, password_hash: await argon2.hash(secret, PASSWORD_HASH_OPTIONS), updated_at: new Date().toISOString() };
+    await this.#write(updated);
+    return view(updated);
+  }
+
+  /**
+   * The user when the password matches, else undefined. An unknown email costs the same argon2
+   * verification as a wrong password, so timing does not tell which accounts exist.
+   */
+  async verifyPassword(address: string, candidate: string): Promise<User | undefined> {
+    const user = await this.findByEmail(address);
+    if (!user) {
+      await argon2.verify(await this.#dummy(), candidate).catch(() => false);
+      return undefined;
+    }
+    if (!(await argon2.verify(user.password_hash, candidate).catch(() => false))) return undefined;
+    if (argon2.needsRehash(user.password_hash, PASSWORD_HASH_OPTIONS)) {
+      const upgraded = { ...user, password_hash: await argon2.hash(candidate, PASSWORD_HASH_OPTIONS) };
+      await this.#write(upgraded);
+      return upgraded;
+    }
+    return user;
+  }
+
+  #dummy(): Promise<string> {
+    this.#dummyHash ??= argon2.hash(`dummy-${randomUUID()}`, PASSWORD_HASH_OPTIONS);
+    return this.#dummyHash;
+  }
+
+  async #write(user: User): Promise<void> {
+    await this.#kv.hashSet(this.#keys.users(), user.sub, this.#box.sealJson(user, `${this.#keys.users()}/${user.sub}`));
+  }
+}
+
+function parse<T>(schema: z.ZodType<T>, value: unknown): T {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new InvalidInputError(result.error.issues.map((i) => i.message).join('; '));
+  return result.data;
+}
+
+function view({ password_hash: _hash, ...rest }: User): UserView {
+  return rest;
+}

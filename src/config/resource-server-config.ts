@@ -1,0 +1,113 @@
+import { z } from 'zod';
+
+/**
+ * The sample resource server's configuration: every environment variable it reads is read here, once,
+ * at start. A bad value fails fast with a ConfigError naming the variable.
+ */
+export interface ResourceServerConfig {
+  /** RS_PORT, default 4000. The port the resource server listens on (0 picks a free one). */
+  readonly port: number;
+  /**
+   * ISSUER, default `http://localhost:${PORT ?? 3000}`. The authorization server's issuer identifier:
+   * discovery is fetched from `${issuer}/.well-known/openid-configuration` and tokens must carry it as
+   * `iss`. Production: the public https URL of the authorization server.
+   */
+  readonly issuer: string;
+  /**
+   * RS_AUDIENCE, default `http://localhost:${RS_PORT}`. This API's resource indicator (RFC 8707); tokens
+   * must carry it in `aud`. Production: the public https URL the API is registered under at the AS.
+   */
+  readonly audience: string;
+  /**
+   * RS_INTROSPECTION_CLIENT_ID / RS_INTROSPECTION_CLIENT_SECRET, unset by default. When both are set,
+   * routes flagged in the scope table ask the AS's introspection endpoint whether the token was revoked
+   * (client_secret_basic). Unset: revocation checks are off and a token stays valid until it expires.
+   */
+  readonly introspection?: { readonly clientId: string; readonly clientSecret: string };
+  /** RS_CLOCK_TOLERANCE_SECONDS, default 5. Leeway for exp, nbf and iat between this host and the AS. */
+  readonly clockToleranceSeconds: number;
+  /**
+   * RS_JWKS_COOLDOWN_SECONDS, default 5. After fetching the JWKS, a token with an unknown `kid` does not
+   * trigger another fetch for this long. Small, so a key the AS just started signing with is picked up
+   * quickly, yet garbage `kid`s cannot make this server hammer the AS.
+   */
+  readonly jwksCooldownSeconds: number;
+  /** RS_JWKS_CACHE_MAX_AGE_SECONDS, default 600. The JWKS is refetched after this long even without a miss. */
+  readonly jwksCacheMaxAgeSeconds: number;
+  /** LOG_LEVEL, default info. One of pino's levels; `silent` turns logging off. */
+  readonly logLevel: string;
+  /** Loud warnings about unsafe settings, for main.ts to log at start. */
+  readonly warnings: readonly string[];
+}
+
+export class ConfigError extends Error {
+  readonly code = 'ERR_CONFIG';
+  readonly variable: string;
+
+  constructor(variable: string, reason: string) {
+    super(`invalid ${variable}: ${reason}`);
+    this.name = 'ConfigError';
+    this.variable = variable;
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const port = z.coerce.number().int().min(0).max(65535);
+const seconds = z.coerce.number().int().min(0).max(86_400);
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' });
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+function read<T>(env: Env, variable: string, schema: z.ZodType<T>, fallback: string): T {
+  const raw = env[variable];
+  const value = raw === undefined || raw.trim() === '' ? fallback : raw.trim();
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    throw new ConfigError(variable, `${JSON.stringify(value)} ${result.error.issues[0]?.message ?? 'is invalid'}`);
+  }
+  return result.data;
+}
+
+function readIssuer(env: Env): string {
+  const authServerPort = read(env, 'PORT', port, '3000');
+  const issuer = read(env, 'ISSUER', httpUrl, `http://localhost:${authServerPort}`);
+  // OpenID Connect Discovery 1.0 §3: the issuer has no query or fragment.
+  const url = new URL(issuer);
+  if (url.search || url.hash) throw new ConfigError('ISSUER', 'must not contain a query or fragment');
+  return issuer;
+}
+
+function readIntrospection(env: Env): ResourceServerConfig['introspection'] {
+  const clientId = env.RS_INTROSPECTION_CLIENT_ID?.trim() || undefined;
+  const clientSecret = env.RS_INTROSPECTION_CLIENT_SECRET || undefined;
+  if (clientId === undefined && clientSecret === undefined) return undefined;
+  if (clientId === undefined) throw new ConfigError('RS_INTROSPECTION_CLIENT_ID', 'required with a secret');
+  if (clientSecret === undefined) throw new ConfigError('RS_INTROSPECTION_CLIENT_SECRET', 'required with a client id');
+  return { clientId, clientSecret };
+}
+
+export function loadResourceServerConfig(env: Env = process.env): ResourceServerConfig {
+  const rsPort = read(env, 'RS_PORT', port, '4000');
+  const issuer = readIssuer(env);
+  const audience = read(env, 'RS_AUDIENCE', httpUrl, `http://localhost:${rsPort}`);
+  const warnings: string[] = [];
+  if (env.NODE_ENV === 'production') {
+    if (!issuer.startsWith('https:')) warnings.push('ISSUER is not https: tokens and discovery travel in clear');
+    if (!audience.startsWith('https:')) warnings.push('RS_AUDIENCE is not https');
+  }
+  const introspection = readIntrospection(env);
+  if (introspection === undefined) {
+    warnings.push('RS_INTROSPECTION_CLIENT_ID/SECRET unset: revoked tokens stay accepted until they expire');
+  }
+  return {
+    port: rsPort,
+    issuer,
+    audience,
+    introspection,
+    clockToleranceSeconds: read(env, 'RS_CLOCK_TOLERANCE_SECONDS', seconds.max(300), '5'),
+    jwksCooldownSeconds: read(env, 'RS_JWKS_COOLDOWN_SECONDS', seconds, '5'),
+    jwksCacheMaxAgeSeconds: read(env, 'RS_JWKS_CACHE_MAX_AGE_SECONDS', seconds, '600'),
+    logLevel: read(env, 'LOG_LEVEL', logLevel, 'info'),
+    warnings,
+  };
+}

@@ -1,0 +1,185 @@
+import { bodyParser } from '@koa/bodyparser';
+import Router, { type RouterMiddleware } from '@koa/router';
+import Koa, { type Middleware } from 'koa';
+import type { ResourceServerConfig } from '../config/resource-server-config.ts';
+import type { Logger } from '../shared/logger.ts';
+import { ApiError, methodNotAllowed, notFound } from './api-errors.ts';
+import { type BearerAuth, type BearerAuthOptions, createBearerAuth } from './auth/index.ts';
+import { insuranceHandlers } from './insurance/handlers.ts';
+import { createInMemoryInsuranceRepository } from './insurance/in-memory-repository.ts';
+import type { InsuranceRepository } from './insurance/repository.ts';
+import { assertEveryRouteHasPolicy, type RouteId, routeEntries, scopesSupported } from './scope-policy.ts';
+
+export interface ResourceServerDeps {
+  readonly config: ResourceServerConfig;
+  readonly logger: Logger;
+  /** Default: a fresh in-memory repository. */
+  readonly repository?: InsuranceRepository;
+  /** A ready bearer middleware; by default one is built from `config` and `bearerAuthOptions`. */
+  readonly bearerAuth?: BearerAuth;
+  /** Overrides for the bearer middleware built from `config` (e.g. `fetch`, `discoveryRetrySeconds`). */
+  readonly bearerAuthOptions?: Partial<BearerAuthOptions>;
+}
+
+export const MAX_BODY_BYTES = 16 * 1024;
+const RESOURCE_NAME = 'Insurance demo API';
+
+function createBearerAuthFromConfig(deps: ResourceServerDeps): BearerAuth {
+  const { config } = deps;
+  return createBearerAuth({
+    issuer: config.issuer,
+    audience: config.audience,
+    clockToleranceSeconds: config.clockToleranceSeconds,
+    jwksCooldownSeconds: config.jwksCooldownSeconds,
+    jwksCacheMaxAgeSeconds: config.jwksCacheMaxAgeSeconds,
+    introspection: config.introspection,
+    logger: deps.logger.child({ component: 'bearer-auth' }),
+    ...deps.bearerAuthOptions,
+  });
+}
+
+const logRequests =
+  (logger: Logger): Middleware =>
+  async function logRequest(ctx, next) {
+    const started = process.hrtime.bigint();
+    try {
+      await next();
+    } finally {
+      // The path only: the query string may carry what should never be logged (a misplaced token).
+      logger.info(
+        {
+          method: ctx.method,
+          path: ctx.path,
+          status: ctx.status,
+          duration_ms: Number(process.hrtime.bigint() - started) / 1e6,
+        },
+        'request',
+      );
+    }
+  };
+
+const setSecurityHeaders: Middleware = async function setSecurityHeaders(ctx, next) {
+  ctx.set({
+    'X-Content-Type-Options': 'nosniff',
+    'Cache-Control': 'no-store',
+    'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'",
+    'X-Frame-Options': 'DENY',
+    'Referrer-Policy': 'no-referrer',
+    'Cross-Origin-Resource-Policy': 'same-origin',
+  });
+  await next();
+};
+
+interface HttpErrorLike {
+  status?: unknown;
+  expose?: unknown;
+}
+
+/** Errors from body parsing (co-body) carry a status; their messages may quote the input, so not used. */
+function clientError(error: unknown): ApiError | undefined {
+  if (error instanceof ApiError) return error;
+  const { status, expose } = (error ?? {}) as HttpErrorLike;
+  if (typeof status !== 'number' || status < 400 || status >= 500 || expose !== true) return undefined;
+  if (status === 413) return new ApiError(413, 'invalid_request', `the request body exceeds ${MAX_BODY_BYTES} bytes`);
+  if (status === 415) return new ApiError(415, 'invalid_request', 'unsupported request body encoding');
+  return new ApiError(400, 'invalid_request', 'the request body is not valid JSON');
+}
+
+const handleErrors =
+  (logger: Logger): Middleware =>
+  async function handleErrors(ctx, next) {
+    try {
+      await next();
+    } catch (error) {
+      let answer = clientError(error);
+      if (answer === undefined) {
+        // Logged here and only here; the client learns nothing about the cause.
+        logger.error({ err: error, method: ctx.method, path: ctx.path }, 'unexpected error');
+        answer = new ApiError(500, 'server_error', 'internal server error');
+      }
+      ctx.remove('Location');
+      ctx.status = answer.status;
+      ctx.body = { error: answer.code, error_description: answer.description };
+    }
+  };
+
+/** JSON for what the router answers on its own: unknown paths (404) and wrong methods (405). */
+const answerUnrouted: Middleware = async function answerUnrouted(ctx, next) {
+  await next();
+  if (ctx.status === 501) {
+    // A method no route implements: on a known path that is still "not allowed here", not a server error.
+    if (!ctx.response.get('Allow')) throw notFound();
+    ctx.status = 405;
+  }
+  if (ctx.status === 405 && ctx.body == null) throw methodNotAllowed();
+  if (ctx.status === 404 && ctx.body == null) throw notFound();
+};
+
+function publicHandlers(deps: ResourceServerDeps) {
+  const showHealth: RouterMiddleware = async function showHealth(ctx) {
+    ctx.body = { status: 'ok' };
+  };
+  // RFC 9728 §2 and §3.2.
+  const showProtectedResourceMetadata: RouterMiddleware = async function showProtectedResourceMetadata(ctx) {
+    ctx.body = {
+      resource: deps.config.audience,
+      authorization_servers: [deps.config.issuer],
+      scopes_supported: scopesSupported(),
+      bearer_methods_supported: ['header'],
+      resource_name: RESOURCE_NAME,
+    };
+  };
+  return { health: [showHealth], protectedResourceMetadata: [showProtectedResourceMetadata] };
+}
+
+/**
+ * The router, built from the scope table: each route gets the guards its entry asks for, then its
+ * handler steps. Exported so tests can list what is registered.
+ */
+export function buildResourceServerRouter(deps: ResourceServerDeps, bearerAuth: BearerAuth): Router {
+  const repository = deps.repository ?? createInMemoryInsuranceRepository();
+  const handlers: Record<RouteId, RouterMiddleware[]> = {
+    ...publicHandlers(deps),
+    ...(insuranceHandlers(repository) as unknown as Record<RouteId, RouterMiddleware[]>),
+  };
+  // Parsed before authentication so that a token sent in a form body is seen and refused (RFC 6750 §2.2).
+  const parseBody = bodyParser({
+    enableTypes: ['json', 'form'],
+    jsonLimit: MAX_BODY_BYTES,
+    formLimit: MAX_BODY_BYTES,
+    jsonStrict: true,
+  }) as unknown as RouterMiddleware;
+
+  const router = new Router();
+  for (const [id, policy] of routeEntries()) {
+    const guards: RouterMiddleware[] =
+      policy.scope === null
+        ? []
+        : [
+            parseBody,
+            bearerAuth.protect({
+              scope: policy.scope,
+              endUser: policy.endUser,
+              revocation: policy.revocationCheck,
+            }) as unknown as RouterMiddleware,
+          ];
+    router.register(policy.path, [policy.method], [...guards, ...handlers[id]]);
+  }
+  assertEveryRouteHasPolicy(router.stack);
+  return router;
+}
+
+export function buildResourceServerApp(deps: ResourceServerDeps): Koa {
+  const bearerAuth = deps.bearerAuth ?? createBearerAuthFromConfig(deps);
+  const router = buildResourceServerRouter(deps, bearerAuth);
+
+  const app = new Koa();
+  app.on('error', (error: unknown) => deps.logger.error({ err: error }, 'unhandled koa error'));
+  app.use(logRequests(deps.logger));
+  app.use(setSecurityHeaders);
+  app.use(handleErrors(deps.logger));
+  app.use(answerUnrouted);
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  return app;
+}

@@ -1,0 +1,55 @@
+import { createServer } from 'node:http';
+import { ConfigError, loadResourceServerConfig } from '../config/resource-server-config.ts';
+import { createLogger } from '../shared/logger.ts';
+import { buildResourceServerApp } from './app.ts';
+
+/** In-flight requests get this long to finish after SIGTERM/SIGINT before connections are cut. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
+function loadConfigOrExit() {
+  try {
+    return loadResourceServerConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      createLogger('resource-server').fatal({ variable: error.variable }, error.message);
+      process.exit(1);
+    }
+    throw error;
+  }
+}
+
+const config = loadConfigOrExit();
+const logger = createLogger('resource-server', config.logLevel);
+for (const warning of config.warnings) logger.warn(warning);
+
+const app = buildResourceServerApp({ config, logger });
+const server = createServer(
+  { requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 },
+  app.callback(),
+);
+server.keepAliveTimeout = 5_000;
+
+server.listen(config.port, () => {
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  logger.info({ port, issuer: config.issuer, audience: config.audience }, 'resource server listening');
+});
+
+let shuttingDown = false;
+function shutDown(signal: NodeJS.Signals): void {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
+  server.close((error) => {
+    if (error) logger.error({ err: error }, 'error while closing the server');
+    process.exit(error ? 1 : 0);
+  });
+  server.closeIdleConnections();
+  setTimeout(() => {
+    logger.warn('in-flight requests did not finish in time; closing connections');
+    server.closeAllConnections();
+    process.exit(1);
+  }, SHUTDOWN_GRACE_MS).unref();
+}
+process.on('SIGTERM', shutDown);
+process.on('SIGINT', shutDown);
