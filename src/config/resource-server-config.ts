@@ -63,7 +63,10 @@ function read<T>(env: Env, variable: string, schema: z.ZodType<T>, fallback: str
   const value = raw === undefined || raw.trim() === '' ? fallback : raw.trim();
   const result = schema.safeParse(value);
   if (!result.success) {
-    throw new ConfigError(variable, `${JSON.stringify(value)} ${result.error.issues[0]?.message ?? 'is invalid'}`);
+    throw new ConfigError(
+      variable,
+      `${JSON.stringify(value)} ${result.error.issues[0]?.message ?? 'is invalid'}`,
+    );
   }
   return result.data;
 }
@@ -82,7 +85,8 @@ function readIntrospection(env: Env): ResourceServerConfig['introspection'] {
   const clientSecret = env.RS_INTROSPECTION_CLIENT_SECRET || undefined;
   if (clientId === undefined && clientSecret === undefined) return undefined;
   if (clientId === undefined) throw new ConfigError('RS_INTROSPECTION_CLIENT_ID', 'required with a secret');
-  if (clientSecret === undefined) throw new ConfigError('RS_INTROSPECTION_CLIENT_SECRET', 'required with a client id');
+  if (clientSecret === undefined)
+    throw new ConfigError('RS_INTROSPECTION_CLIENT_SECRET', 'required with a client id');
   return { clientId, clientSecret };
 }
 
@@ -92,7 +96,8 @@ export function loadResourceServerConfig(env: Env = process.env): ResourceServer
   const audience = read(env, 'RS_AUDIENCE', httpUrl, `http://localhost:${rsPort}`);
   const warnings: string[] = [];
   if (env.NODE_ENV === 'production') {
-    if (!issuer.startsWith('https:')) warnings.push('ISSUER is not https: tokens and discovery travel in clear');
+    if (!issuer.startsWith('https:'))
+      warnings.push('ISSUER is not https: tokens and discovery travel in clear');
     if (!audience.startsWith('https:')) warnings.push('RS_AUDIENCE is not https');
   }
   const introspection = readIntrospection(env);

@@ -38,8 +38,7 @@ function createBearerAuthFromConfig(deps: ResourceServerDeps): BearerAuth {
   });
 }
 
-const logRequests =
-  (logger: Logger): Middleware =>
+const logRequests = (logger: Logger): Middleware =>
   async function logRequest(ctx, next) {
     const started = process.hrtime.bigint();
     try {
@@ -70,23 +69,21 @@ const setSecurityHeaders: Middleware = async function setSecurityHeaders(ctx, ne
   await next();
 };
 
-interface HttpErrorLike {
-  status?: unknown;
-  expose?: unknown;
-}
-
-/** Errors from body parsing (co-body) carry a status; their messages may quote the input, so not used. */
+/**
+ * Errors from body parsing (co-body) carry a 4xx status (not always `expose`: a JSON SyntaxError does
+ * not); their messages may quote the input, so they are replaced.
+ */
 function clientError(error: unknown): ApiError | undefined {
   if (error instanceof ApiError) return error;
-  const { status, expose } = (error ?? {}) as HttpErrorLike;
-  if (typeof status !== 'number' || status < 400 || status >= 500 || expose !== true) return undefined;
-  if (status === 413) return new ApiError(413, 'invalid_request', `the request body exceeds ${MAX_BODY_BYTES} bytes`);
+  const { status } = (error ?? {}) as { status?: unknown };
+  if (typeof status !== 'number' || status < 400 || status >= 500) return undefined;
+  if (status === 413)
+    return new ApiError(413, 'invalid_request', `the request body exceeds ${MAX_BODY_BYTES} bytes`);
   if (status === 415) return new ApiError(415, 'invalid_request', 'unsupported request body encoding');
-  return new ApiError(400, 'invalid_request', 'the request body is not valid JSON');
+  return new ApiError(400, 'invalid_request', 'the request body could not be parsed as JSON');
 }
 
-const handleErrors =
-  (logger: Logger): Middleware =>
+const handleErrors = (logger: Logger): Middleware =>
   async function handleErrors(ctx, next) {
     try {
       await next();

@@ -29,9 +29,27 @@ export const routePolicies = {
     revocationCheck: false,
   },
   // Writes are checked against revocation: a stolen, revoked token must not create objects.
-  createPolicy: { method: 'POST', path: '/policies', scope: 'policies:write', endUser: true, revocationCheck: true },
-  listPolicies: { method: 'GET', path: '/policies', scope: 'policies:read', endUser: true, revocationCheck: false },
-  getPolicy: { method: 'GET', path: '/policies/:id', scope: 'policies:read', endUser: true, revocationCheck: false },
+  createPolicy: {
+    method: 'POST',
+    path: '/policies',
+    scope: 'policies:write',
+    endUser: true,
+    revocationCheck: true,
+  },
+  listPolicies: {
+    method: 'GET',
+    path: '/policies',
+    scope: 'policies:read',
+    endUser: true,
+    revocationCheck: false,
+  },
+  getPolicy: {
+    method: 'GET',
+    path: '/policies/:id',
+    scope: 'policies:read',
+    endUser: true,
+    revocationCheck: false,
+  },
   createClaim: {
     method: 'POST',
     path: '/policies/:id/claims',

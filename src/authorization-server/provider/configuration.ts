@@ -1,4 +1,4 @@
-import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
+import { type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../../config/config.ts';
 import { currentKid, type KeyRing, providerJwks, type SigningAlg } from '../keys/signing-key-ring.ts';
 import { createAdapterClass } from '../storage/oidc-adapter.ts';
@@ -28,6 +28,14 @@ export const TOKEN_TTL = {
   Grant: 14 * 24 * 3600,
   RefreshToken: 14 * 24 * 3600,
 } as const;
+
+function clientResourcesOf(client: { [key: string]: unknown }): string[] {
+  return Array.isArray(client.resources) ? (client.resources as string[]) : [];
+}
+
+function audiences(token: { aud?: unknown }): string[] {
+  return Array.isArray(token.aud) ? (token.aud as string[]) : typeof token.aud === 'string' ? [token.aud] : [];
+}
 
 /**
  * The whole oidc-provider configuration. Everything not set here is oidc-provider's secure default;
@@ -71,8 +79,24 @@ export function providerConfiguration(
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
-      introspection: { enabled: true },
-      revocation: { enabled: true },
+      introspection: {
+        enabled: true,
+        // RFC 7662 §4: a client learns about its own tokens, and about tokens for the APIs
+        // (resources) it is registered for, e.g. a resource server checking revocation.
+        allowedPolicy: (_ctx, client, token) =>
+          client.clientId === token.clientId ||
+          (client.clientAuthMethod !== 'none' && clientResourcesOf(client).some((r) => audiences(token).includes(r))),
+      },
+      revocation: {
+        enabled: true,
+        // RFC 7009 §2.1: only the client a token was issued to may revoke it; anyone else is refused.
+        allowedPolicy: (_ctx, client, token) => {
+          if (client.clientId !== token.clientId) {
+            throw new errors.UnauthorizedClient('the token was not issued to this client');
+          }
+          return true;
+        },
+      },
       userinfo: { enabled: true },
       pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
       rpInitiatedLogout: {

@@ -5,6 +5,7 @@ import { publicJwk } from '../keys/signing-key-ring.ts';
 import type { Store } from '../storage/store.ts';
 import { type ProviderPages, type ProviderSnapshot, providerConfiguration } from './configuration.ts';
 import { jwtTokenRegistryBridge } from './jwt-token-registry.ts';
+import { rfc6749ErrorCodes } from './rfc6749-error-codes.ts';
 
 export interface ProviderHostDeps {
   config: Config;
@@ -82,6 +83,7 @@ export class ProviderHost {
     const { config, store, logger, pages } = this.#deps;
     const provider = new Provider(config.issuer, providerConfiguration(config, store, snapshot, pages));
     provider.proxy = config.trustProxy;
+    provider.use(rfc6749ErrorCodes);
     provider.use(
       jwtTokenRegistryBridge(
         store.keys,

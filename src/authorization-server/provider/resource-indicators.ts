@@ -47,13 +47,18 @@ export function resourceIndicators({ resources, accessTokenTtl, accessTokenAlg, 
       return model.kind === 'AuthorizationCode';
     },
 
-    async getResourceServerInfo(_ctx: KoaContextWithOIDC, indicator: string, client: Client): Promise<ResourceServer> {
+    async getResourceServerInfo(ctx: KoaContextWithOIDC, indicator: string, client: Client): Promise<ResourceServer> {
+      const allowed = new Set((client.scope ?? '').split(' '));
+      // oidc-provider ignores scopes it has never heard of (OIDC Core §3.1.2.1); for an API token
+      // SPEC wants them refused, never silently dropped.
+      for (const scope of requestedScopes(ctx)) {
+        if (!allowed.has(scope)) throw new errors.InvalidScope('requested scope is not allowed', scope);
+      }
       if (!clientResources(client).includes(indicator)) {
         throw new errors.InvalidTarget('the client is not allowed to request this resource');
       }
       const resource = await resources.get(indicator);
       if (!resource) throw new errors.InvalidTarget('unknown resource');
-      const allowed = new Set((client.scope ?? '').split(' '));
       return {
         scope: resource.scopes.filter((s) => allowed.has(s)).join(' '),
         audience: resource.uri,

@@ -1,11 +1,22 @@
 import type { Context, Middleware, Next } from 'koa';
 import { createDiscoveryLoader } from './discovery.ts';
-import { AuthorizationServerUnavailable, BearerAuthError, EndUserRequired, InsufficientScope, InvalidToken } from './errors.ts';
+import {
+  AuthorizationServerUnavailable,
+  BearerAuthError,
+  EndUserRequired,
+  InsufficientScope,
+  InvalidToken,
+} from './errors.ts';
 import { extractBearerToken } from './extract-token.ts';
 import { type IntrospectionCredentials, introspectActive } from './introspection.ts';
 import { type AuthLogger, silentLogger } from './logger.ts';
 import { type ChallengeParameters, respondWithError } from './respond.ts';
-import { type AccessTokenAuth, type AccessTokenVerifier, createAccessTokenVerifier } from './verify-access-token.ts';
+import {
+  type AccessTokenAuth,
+  type AccessTokenVerifier,
+  createAccessTokenVerifier,
+  readHeader,
+} from './verify-access-token.ts';
 
 export interface BearerAuthOptions {
   /** The authorization server's issuer identifier; discovery is `${issuer}/.well-known/openid-configuration`. */
@@ -135,7 +146,10 @@ export function createBearerAuth(options: BearerAuthOptions): BearerAuth {
     } catch (error) {
       if (!(error instanceof BearerAuthError)) throw error;
       if (error instanceof AuthorizationServerUnavailable) {
-        logger.warn({ reason: error.description }, 'token check impossible: authorization server unavailable');
+        logger.warn(
+          { reason: error.description },
+          'token check impossible: authorization server unavailable',
+        );
       }
       respondWithError(ctx, challenge, error);
       return;
@@ -148,6 +162,8 @@ export function createBearerAuth(options: BearerAuthOptions): BearerAuth {
       ctx,
       async () => {
         const token = extractBearerToken(ctx);
+        // Garbage is refused without asking the authorization server anything.
+        readHeader(token);
         const verify = await loadVerifier();
         ctx.state.auth = await verify(token);
         rawTokens.set(ctx, token);
@@ -197,7 +213,8 @@ export function createBearerAuth(options: BearerAuthOptions): BearerAuth {
         async () => {
           readAuth(ctx);
           const token = rawTokens.get(ctx);
-          if (token === undefined) throw new Error('bearer auth: authenticate must run before checkRevocation');
+          if (token === undefined)
+            throw new Error('bearer auth: authenticate must run before checkRevocation');
           const metadata = await loadMetadata();
           if (metadata.introspectionEndpoint === undefined) {
             throw new AuthorizationServerUnavailable('the authorization server advertises no introspection');

@@ -74,7 +74,9 @@ async function fetchMetadata(options: DiscoveryOptions): Promise<AuthorizationSe
   return {
     issuer: document.issuer,
     jwksUri: new URL(document.jwks_uri),
-    introspectionEndpoint: document.introspection_endpoint ? new URL(document.introspection_endpoint) : undefined,
+    introspectionEndpoint: document.introspection_endpoint
+      ? new URL(document.introspection_endpoint)
+      : undefined,
     signingAlgorithms,
   };
 }
@@ -91,7 +93,9 @@ export function createDiscoveryLoader(options: DiscoveryOptions): () => Promise<
   return function loadMetadata() {
     if (pending) return pending;
     if (Date.now() - failedAt < options.retryAfterMs) {
-      return Promise.reject(new AuthorizationServerUnavailable('authorization server unavailable, retry later'));
+      return Promise.reject(
+        new AuthorizationServerUnavailable('authorization server unavailable, retry later'),
+      );
     }
     pending = fetchMetadata(options).catch((cause: unknown) => {
       pending = undefined;

@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import { BearerAuthError, InsufficientScope } from './errors.ts';
+import { type BearerAuthError, InsufficientScope } from './errors.ts';
 
 export interface ChallengeParameters {
   readonly realm: string;
@@ -23,7 +23,11 @@ export function bearerChallenge(parameters: ChallengeParameters, error?: BearerA
 }
 
 /** Writes the error response itself, so the middleware works in any Koa app whatever its error handler. */
-export function respondWithError(ctx: Context, parameters: ChallengeParameters, error: BearerAuthError): void {
+export function respondWithError(
+  ctx: Context,
+  parameters: ChallengeParameters,
+  error: BearerAuthError,
+): void {
   ctx.status = error.status;
   if (error.challenge) ctx.set('WWW-Authenticate', bearerChallenge(parameters, error));
   if (error.status === 503) ctx.set('Retry-After', '5');

@@ -53,7 +53,7 @@ const TOKEN_KEY_ERRORS = new Set([
   errors.JOSEAlgNotAllowed.code,
 ]);
 
-function readHeader(token: string): ProtectedHeaderParameters {
+export function readHeader(token: string): ProtectedHeaderParameters {
   if (token.split('.').length !== 3) throw new InvalidToken('the access token is not a signed JWT');
   try {
     return decodeProtectedHeader(token);
@@ -99,9 +99,7 @@ function checkClaimTypes(claims: JWTPayload, now: number, toleranceSeconds: numb
   }
 }
 
-export interface AccessTokenVerifier {
-  (token: string): Promise<AccessTokenAuth>;
-}
+export type AccessTokenVerifier = (token: string) => Promise<AccessTokenAuth>;
 
 /** Builds the verifier for one discovered authorization server, with its cached remote JWKS. */
 export function createAccessTokenVerifier(

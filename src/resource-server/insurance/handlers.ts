@@ -51,7 +51,9 @@ export function insuranceHandlers(repository: InsuranceRepository) {
   const loadOwnPolicy: Step = async function loadOwnPolicy(ctx, next) {
     const id = ctx.params.id;
     // A malformed id is just another id that does not exist: 404, like someone else's policy.
-    const policy = policyId.safeParse(id).success ? await repository.findPolicy(holder(ctx), id as string) : undefined;
+    const policy = policyId.safeParse(id).success
+      ? await repository.findPolicy(holder(ctx), id as string)
+      : undefined;
     if (policy === undefined) throw notFound();
     ctx.state.policy = policy;
     await next();

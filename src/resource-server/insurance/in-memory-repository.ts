@@ -76,10 +76,9 @@ export function createInMemoryInsuranceRepository(): InsuranceRepository {
       const policiesByProduct = countBy<Product>(PRODUCTS);
       const policiesByStatus = countBy<PolicyStatus>(POLICY_STATUSES);
       const claimsByStatus = countBy<ClaimStatus>(CLAIM_STATUSES);
-      const claimsByProduct = Object.fromEntries(PRODUCTS.map((product) => [product, { count: 0, amount: 0 }])) as Record<
-        Product,
-        { count: number; amount: number }
-      >;
+      const claimsByProduct = Object.fromEntries(
+        PRODUCTS.map((product) => [product, { count: 0, amount: 0 }]),
+      ) as Record<Product, { count: number; amount: number }>;
       let claimCount = 0;
       let totalAmount = 0;
       for (const policy of policies.values()) {

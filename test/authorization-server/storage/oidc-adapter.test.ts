@@ -1,0 +1,161 @@
+import { randomBytes } from 'node:crypto';
+import test from 'ava';
+import type { Redis } from 'ioredis';
+import { createAdapterClass } from '../../../src/authorization-server/storage/oidc-adapter.ts';
+import { RedisKv } from '../../../src/authorization-server/storage/redis-kv.ts';
+import { KeyNames } from '../../../src/authorization-server/storage/redis-keys.ts';
+import { SealedBox } from '../../../src/authorization-server/storage/sealed-box.ts';
+import { MemoryKv } from '../../../src/authorization-server/storage/memory-kv.ts';
+import type { Kv } from '../../../src/authorization-server/storage/kv.ts';
+import { connectRedis, deletePrefix, dumpPrefix, keysUnder, REDIS_URL, testPrefix } from '../../support/redis.ts';
+
+const prefix = testPrefix('adapter');
+const box = new SealedBox({ current: randomBytes(32), source: 'env' });
+const keys = new KeyNames(prefix, (ns, id) => box.hashId(ns, id));
+let redis: Redis;
+const kvs: RedisKv[] = [];
+
+function adapterClass(kv: Kv = kvs[0] as Kv) {
+  return createAdapterClass({ kv, keys, box });
+}
+
+test.before(async () => {
+  redis = await connectRedis();
+  kvs.push(new RedisKv(REDIS_URL), new RedisKv(REDIS_URL));
+});
+
+test.after.always(async () => {
+  await deletePrefix(redis, prefix);
+  await Promise.all(kvs.map((kv) => kv.close()));
+  redis.disconnect();
+});
+
+const id = () => randomBytes(16).toString('base64url');
+
+test('upsert then find returns the payload, and the record carries the model expiry', async (t) => {
+  const Adapter = adapterClass();
+  const tokens = new Adapter('AccessToken');
+  const jti = id();
+  await tokens.upsert(jti, { jti, kind: 'AccessToken', accountId: 'usr_1', exp: 0 }, 300);
+  t.like(await tokens.find(jti), { jti, accountId: 'usr_1' });
+  const ttl = await redis.ttl(keys.model('AccessToken', jti));
+  t.true(ttl > 290 && ttl <= 300, `ttl ${ttl}`);
+  t.is(await tokens.find(id()), undefined);
+});
+
+test('records expire with the model expiry', async (t) => {
+  const Adapter = adapterClass();
+  const sessions = new Adapter('Session');
+  const sid = id();
+  await sessions.upsert(sid, { jti: sid, kind: 'Session', uid: 'u1' }, 1);
+  t.truthy(await sessions.find(sid));
+  // Redis expiry cannot be driven by a fake clock; wait just past the one-second TTL.
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  t.is(await sessions.find(sid), undefined);
+  t.is(await sessions.findByUid('u1'), undefined);
+});
+
+test('findByUid and findByUserCode find through their indexes', async (t) => {
+  const Adapter = adapterClass();
+  const sessions = new Adapter('Session');
+  const sid = id();
+  const uid = id();
+  await sessions.upsert(sid, { jti: sid, kind: 'Session', uid }, 60);
+  t.like(await sessions.findByUid(uid), { jti: sid, uid });
+  t.is(await sessions.findByUid(id()), undefined);
+
+  const devices = new Adapter('DeviceCode');
+  const code = id();
+  await devices.upsert(code, { jti: code, kind: 'DeviceCode', userCode: 'ABCD-EFGH' }, 60);
+  t.like(await devices.findByUserCode('ABCD-EFGH'), { jti: code });
+});
+
+test('consume is atomic: racing instances see exactly one success', async (t) => {
+  const [first, second] = [adapterClass(kvs[0]), adapterClass(kvs[1])];
+  const code = id();
+  await new first('AuthorizationCode').upsert(code, { jti: code, kind: 'AuthorizationCode', grantId: id() }, 60);
+  const attempts = Array.from({ length: 20 }, (_, i) => new (i % 2 ? first : second)('AuthorizationCode').consume(code));
+  const results = await Promise.allSettled(attempts);
+  t.is(results.filter((r) => r.status === 'fulfilled').length, 1);
+  for (const failure of results.filter((r) => r.status === 'rejected')) {
+    t.is((failure as PromiseRejectedResult).reason.error, 'invalid_grant');
+  }
+  // The losers are replays: they revoked the grant, the code included.
+  t.is(await new first('AuthorizationCode').find(code), undefined);
+});
+
+test('a lost consume race revokes the grant the code belongs to', async (t) => {
+  const Adapter = adapterClass();
+  const grantId = id();
+  const code = id();
+  const access = id();
+  await new Adapter('AuthorizationCode').upsert(code, { jti: code, kind: 'AuthorizationCode', grantId }, 60);
+  await new Adapter('AccessToken').upsert(access, { jti: access, kind: 'AccessToken', grantId }, 60);
+  await new Adapter('AuthorizationCode').consume(code);
+  await t.throwsAsync(new Adapter('AuthorizationCode').consume(code), { message: 'invalid_grant' });
+  t.is(await new Adapter('AccessToken').find(access), undefined);
+});
+
+test('consume of an unknown id does not create a record', async (t) => {
+  const Adapter = adapterClass();
+  const code = id();
+  await new Adapter('AuthorizationCode').consume(code);
+  t.is(await redis.exists(keys.model('AuthorizationCode', code)), 0);
+});
+
+test('revokeByGrantId removes every token of the grant and nothing else', async (t) => {
+  const Adapter = adapterClass();
+  const grantId = id();
+  const other = id();
+  const ids = { AccessToken: id(), RefreshToken: id(), AuthorizationCode: id() };
+  for (const [model, jti] of Object.entries(ids)) {
+    await new Adapter(model).upsert(jti, { jti, kind: model, grantId }, 120);
+  }
+  const survivor = id();
+  await new Adapter('AccessToken').upsert(survivor, { jti: survivor, kind: 'AccessToken', grantId: other }, 120);
+
+  await new Adapter('RefreshToken').revokeByGrantId(grantId);
+
+  for (const [model, jti] of Object.entries(ids)) t.is(await new Adapter(model).find(jti), undefined, model);
+  t.truthy(await new Adapter('AccessToken').find(survivor));
+  t.is(await redis.exists(keys.grant(grantId)), 0);
+});
+
+test('destroy removes the record', async (t) => {
+  const Adapter = adapterClass();
+  const jti = id();
+  await new Adapter('RefreshToken').upsert(jti, { jti, kind: 'RefreshToken' }, 60);
+  await new Adapter('RefreshToken').destroy(jti);
+  t.is(await new Adapter('RefreshToken').find(jti), undefined);
+});
+
+test('at rest: no id, grant id, uid or payload value appears in key names or values', async (t) => {
+  const Adapter = adapterClass();
+  const secrets = { jti: id(), grantId: id(), uid: id(), accountId: `usr_${id()}`, code: id() };
+  await new Adapter('Session').upsert(secrets.jti, { jti: secrets.jti, kind: 'Session', uid: secrets.uid, accountId: secrets.accountId }, 60);
+  await new Adapter('AuthorizationCode').upsert(secrets.code, { jti: secrets.code, kind: 'AuthorizationCode', grantId: secrets.grantId, accountId: secrets.accountId }, 60);
+  const dump = await dumpPrefix(redis, prefix);
+  t.true((await keysUnder(redis, prefix)).length > 0);
+  for (const [name, value] of Object.entries(secrets)) t.false(dump.includes(value), `${name} readable at rest`);
+});
+
+test('a value moved to another key no longer decrypts (ciphertext bound to its key)', async (t) => {
+  const Adapter = adapterClass();
+  const a = id();
+  const b = id();
+  await new Adapter('AccessToken').upsert(a, { jti: a, kind: 'AccessToken', scope: 'x' }, 60);
+  await new Adapter('AccessToken').upsert(b, { jti: b, kind: 'AccessToken', scope: 'y' }, 60);
+  const sealedA = await redis.hget(keys.model('AccessToken', a), 'p');
+  await redis.hset(keys.model('AccessToken', b), 'p', sealedA as string);
+  await t.throwsAsync(new Adapter('AccessToken').find(b), { message: /could not be decrypted/ });
+});
+
+test('the in-process store behaves the same for consume and grant revocation', async (t) => {
+  const Adapter = adapterClass(new MemoryKv());
+  const grantId = id();
+  const code = id();
+  await new Adapter('AuthorizationCode').upsert(code, { jti: code, kind: 'AuthorizationCode', grantId }, 60);
+  const results = await Promise.allSettled([1, 2, 3].map(() => new Adapter('AuthorizationCode').consume(code)));
+  t.is(results.filter((r) => r.status === 'fulfilled').length, 1);
+  t.is(await new Adapter('AuthorizationCode').find(code), undefined, 'the replay revoked the grant, code included');
+});

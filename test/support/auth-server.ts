@@ -1,0 +1,87 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildApp } from '../../src/authorization-server/app.ts';
+import { createInteractions } from '../../src/authorization-server/interactions/index.ts';
+import { ProviderHost } from '../../src/authorization-server/provider/provider-host.ts';
+import { openStore, type Store } from '../../src/authorization-server/storage/store.ts';
+import { type Config, loadConfig } from '../../src/config/config.ts';
+import { createLogger } from '../../src/shared/logger.ts';
+import { REDIS_URL } from './redis.ts';
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A fresh store key and keys folder, shared by every instance of one test's deployment. */
+export function testSecrets(): { STORE_KEY: string; KEYS_DIR: string } {
+  return {
+    STORE_KEY: randomBytes(32).toString('base64url'),
+    KEYS_DIR: mkdtempSync(join(tmpdir(), 'idp-keys-')),
+  };
+}
+
+export interface RunningAuthServer {
+  issuer: string;
+  port: number;
+  config: Config;
+  store: Store;
+  host: ProviderHost;
+  close(): Promise<void>;
+}
+
+/**
+ * A real authorization server in-process: real Redis, real HTTP on loopback. Pass the same
+ * prefix and secrets to start a second instance of the same deployment.
+ */
+export async function startAuthServer(options: {
+  prefix: string;
+  secrets: { STORE_KEY: string; KEYS_DIR: string };
+  env?: Record<string, string>;
+  port?: number;
+}): Promise<RunningAuthServer> {
+  const port = options.port ?? (await freePort());
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    PORT: String(port),
+    ISSUER: `http://127.0.0.1:${port}`,
+    REDIS_URL,
+    REDIS_PREFIX: options.prefix,
+    LOG_LEVEL: 'silent',
+    RELOAD_INTERVAL_MS: '500',
+    ...options.secrets,
+    ...options.env,
+  });
+  const logger = createLogger('test-auth-server', 'silent');
+  const store = openStore(config);
+  const interactions = createInteractions({ config, store, logger, host: () => host });
+  const host = new ProviderHost({ config, store, logger, pages: interactions.pages });
+  await host.start();
+  const app = buildApp({ config, store, host, logger, routers: interactions.routers });
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(port, '127.0.0.1', () => resolve(s));
+  });
+  return {
+    issuer: config.issuer,
+    port,
+    config,
+    store,
+    host,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await host.stop();
+      await store.close();
+    },
+  };
+}
