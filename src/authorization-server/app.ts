@@ -31,7 +31,10 @@ export function buildApp({ config, store, host, logger, routers = [] }: AppDeps)
   router.get('/readyz', async (ctx) => {
     const checks = { store: false, keys: host.loaded };
     try {
-      await Promise.race([store.kv.ping(), new Promise((_, reject) => setTimeout(reject, READY_TIMEOUT_MS).unref())]);
+      await Promise.race([
+        store.kv.ping(),
+        new Promise((_, reject) => setTimeout(reject, READY_TIMEOUT_MS).unref()),
+      ]);
       checks.store = true;
     } catch {
       // reported below
@@ -47,7 +50,12 @@ export function buildApp({ config, store, host, logger, routers = [] }: AppDeps)
       await next();
     } finally {
       logger.info(
-        { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started) },
+        {
+          method: ctx.method,
+          path: ctx.path,
+          status: ctx.status,
+          ms: Math.round(performance.now() - started),
+        },
         'request',
       );
     }
@@ -62,7 +70,10 @@ export function buildApp({ config, store, host, logger, routers = [] }: AppDeps)
       if (status >= 500) logger.error({ err: describe(error) }, 'unhandled error');
       ctx.status = status;
       ctx.body = expose
-        ? { error: (error as { code?: string }).code ?? 'invalid_request', error_description: (error as Error).message }
+        ? {
+            error: (error as { code?: string }).code ?? 'invalid_request',
+            error_description: (error as Error).message,
+          }
         : status === 503
           ? { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable' }
           : { error: 'server_error', error_description: 'an unexpected error occurred' };
@@ -77,7 +88,10 @@ export function buildApp({ config, store, host, logger, routers = [] }: AppDeps)
     if (store.kv.kind === 'redis' && !(store.kv as { ready?: boolean }).ready) {
       ctx.status = 503;
       ctx.set('Retry-After', '2');
-      ctx.body = { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable' };
+      ctx.body = {
+        error: 'temporarily_unavailable',
+        error_description: 'the service is temporarily unavailable',
+      };
       return;
     }
     ctx.respond = false;

@@ -2,9 +2,10 @@ import { once } from 'node:events';
 import type { Server } from 'node:http';
 import { loadConfig } from '../config/config.ts';
 import { createLogger } from '../shared/logger.ts';
+import { buildAdminApp, ensureAdminResource } from './admin-api/app.ts';
 import { buildApp } from './app.ts';
 import { createInteractions } from './interactions/index.ts';
-import { ProviderHost } from './provider/provider-host.ts';
+import { describe, ProviderHost } from './provider/provider-host.ts';
 import { openStore } from './storage/store.ts';
 
 const config = loadConfig();
@@ -18,7 +19,9 @@ if (!config.redisUrl) {
   );
 }
 if (store.secrets.source === 'generated') {
-  logger.warn(`generated a development store key in ${config.keysDir}/store.key; set STORE_KEY in production`);
+  logger.warn(
+    `generated a development store key in ${config.keysDir}/store.key; set STORE_KEY in production`,
+  );
 }
 
 const interactions = createInteractions({ config, store, logger, host: () => host });
@@ -31,7 +34,30 @@ const server: Server = app.listen(config.port);
 server.headersTimeout = 10_000;
 server.requestTimeout = 30_000;
 await once(server, 'listening');
-logger.info({ issuer: config.issuer, port: config.port, store: store.kv.kind }, 'authorization server listening');
+logger.info(
+  { issuer: config.issuer, port: config.port, store: store.kv.kind },
+  'authorization server listening',
+);
+
+let adminServer: Server | undefined;
+if (config.adminPort && config.adminAudience) {
+  await ensureAdminResource(store, config.adminAudience);
+  const admin = buildAdminApp({ config, store, host, logger: logger.child({ surface: 'admin' }), audience: config.adminAudience });
+  adminServer = admin.listen(config.adminPort, config.adminHost);
+  await once(adminServer, 'listening');
+  logger.info({ port: config.adminPort, host: config.adminHost, audience: config.adminAudience }, 'admin API listening');
+}
+
+const rotationTimer = config.keyRotationInterval
+  ? setInterval(
+      () =>
+        void store.keyRing
+          .rotateIfDue(config.keyRotationInterval as number)
+          .then((rotated) => rotated && logger.info('signing keys rotated on schedule'))
+          .catch((error) => logger.warn({ err: describe(error) }, 'scheduled key rotation failed; will retry')),
+      Math.min(60_000, (config.keyRotationInterval * 1000) / 10),
+    )
+  : undefined;
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
@@ -41,11 +67,16 @@ async function shutdown(signal: string): Promise<void> {
   const force = setTimeout(() => {
     logger.warn('in-flight requests did not finish in 10 s; closing connections');
     server.closeAllConnections();
+    adminServer?.closeAllConnections();
   }, 10_000);
   force.unref();
-  server.close();
-  server.closeIdleConnections();
-  await once(server, 'close');
+  if (rotationTimer) clearInterval(rotationTimer);
+  const closed = [server, adminServer].filter((s): s is Server => s !== undefined).map((s) => {
+    s.close();
+    s.closeIdleConnections();
+    return once(s, 'close');
+  });
+  await Promise.all(closed);
   await host.stop();
   await store.close();
   logger.info('stopped');

@@ -1,10 +1,11 @@
 import { readFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import { Command, Option } from 'commander';
-import { loadConfig } from '../config/config.ts';
+import { KeyRingError, summarize } from '../authorization-server/keys/signing-key-ring.ts';
 import { AUTH_METHODS, type AuthMethod, type Grant } from '../authorization-server/storage/client-store.ts';
 import { parseScope } from '../authorization-server/storage/resource-store.ts';
 import { openStore, type Store } from '../authorization-server/storage/store.ts';
-import { KeyRingError, summarize } from '../authorization-server/keys/signing-key-ring.ts';
+import { loadConfig } from '../config/config.ts';
 import { AppError } from '../shared/errors.ts';
 
 /**
@@ -14,7 +15,10 @@ import { AppError } from '../shared/errors.ts';
  */
 const program = new Command('admin')
   .description('Administer the authorization server: resources, clients, users and signing keys.')
-  .addHelpText('after', '\nEvery command accepts --json. Environment: REDIS_URL (required), REDIS_PREFIX, STORE_KEY or keys/store.key.')
+  .addHelpText(
+    'after',
+    '\nEvery command accepts --json. Environment: REDIS_URL (required), REDIS_PREFIX, STORE_KEY or keys/store.key.',
+  )
   .showHelpAfterError()
   .exitOverride();
 
@@ -23,7 +27,9 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 function positiveInteger(value: string): number {
@@ -40,12 +46,26 @@ function run<A extends unknown[]>(
     const json = Boolean(command.optsWithGlobals().json);
     const config = loadConfig();
     if (!config.redisUrl) {
-      throw new AppError('no_store', 'REDIS_URL is not set: the admin CLI works on the shared Redis store only', 2);
+      throw new AppError(
+        'no_store',
+        'REDIS_URL is not set: the admin CLI works on the shared Redis store only',
+        2,
+      );
     }
     const store = openStore(config);
+    const audit = {
+      actor: `cli:${userInfo().username}`,
+      action: `${command.parent?.name()}.${command.name()}`,
+      target: typeof args[0] === 'string' ? args[0] : ((args[0] as { id?: string; uri?: string; email?: string }).id ?? (args[0] as { uri?: string }).uri ?? (args[0] as { email?: string }).email),
+      source: 'cli',
+    };
     try {
       const result = await action(store, ...args);
+      await store.audit.record({ ...audit, outcome: 'ok' });
       process.stdout.write(json ? `${JSON.stringify(result.json)}\n` : `${result.text}\n`);
+    } catch (error) {
+      await store.audit.record({ ...audit, outcome: error instanceof AppError || error instanceof KeyRingError ? 'refused' : 'failed' }).catch(() => {});
+      throw error;
     } finally {
       await store.close();
     }
@@ -54,17 +74,23 @@ function run<A extends unknown[]>(
 
 const table = (rows: object[]) => (rows.length ? rows.map((r) => JSON.stringify(r)).join('\n') : '(none)');
 
-const resources = program.command('resources').description('APIs (resource servers) that tokens can be issued for');
+const resources = program
+  .command('resources')
+  .description('APIs (resource servers) that tokens can be issued for');
 resources
   .command('add')
   .description('register a resource (RFC 8707 resource indicator) and its scopes')
-  .requiredOption('--uri <uri>', 'the resource indicator, used as the tokens\' aud')
+  .requiredOption('--uri <uri>', "the resource indicator, used as the tokens' aud")
   .requiredOption('--scope <scopes>', 'space-separated scopes of this API')
   .option('--token-ttl <seconds>', 'access token lifetime for this API', positiveInteger)
   .option('--json', 'print JSON')
   .action(
     run(async (store, opts: { uri: string; scope: string; tokenTtl?: number }) => {
-      const r = await store.resources.add({ uri: opts.uri, scopes: parseScope(opts.scope), token_ttl: opts.tokenTtl });
+      const r = await store.resources.add({
+        uri: opts.uri,
+        scopes: parseScope(opts.scope),
+        token_ttl: opts.tokenTtl,
+      });
       return { json: r, text: `added resource ${r.uri} with scopes ${r.scopes.join(' ')}` };
     }),
   );
@@ -94,13 +120,17 @@ clients
   .command('add')
   .description('register a client; prints its secret once')
   .requiredOption('--id <id>', 'client_id')
-  .requiredOption('--grant <grant>', 'authorization_code, refresh_token or client_credentials (repeat)', collect)
+  .requiredOption(
+    '--grant <grant>',
+    'authorization_code, refresh_token or client_credentials (repeat)',
+    collect,
+  )
   .requiredOption('--scope <scopes>', 'space-separated scopes the client may request')
   .option('--resource <uri>', 'a resource the client may use; the first is its default (repeat)', collect, [])
   .option('--redirect-uri <uri>', 'exact redirect URI (repeat)', collect, [])
   .option('--post-logout-redirect-uri <uri>', 'post-logout redirect URI (repeat)', collect, [])
   .addOption(new Option('--auth-method <method>', 'token endpoint authentication').choices(AUTH_METHODS))
-  .option('--jwks-file <file>', 'JSON Web Key Set with the client\'s public keys (private_key_jwt)')
+  .option('--jwks-file <file>', "JSON Web Key Set with the client's public keys (private_key_jwt)")
   .option('--first-party', 'a first-party client: no consent page')
   .option('--json', 'print JSON')
   .action(
@@ -138,7 +168,9 @@ clients
           jwks,
           firstParty: opts.firstParty,
         });
-        const secretLine = created.client_secret ? `\nclient_secret: ${created.client_secret} (shown once)` : '';
+        const secretLine = created.client_secret
+          ? `\nclient_secret: ${created.client_secret} (shown once)`
+          : '';
         return { json: created, text: `client_id: ${created.client_id}${secretLine}` };
       },
     ),
@@ -220,7 +252,7 @@ users
   );
 users
   .command('set-password <email>')
-  .description('set a user\'s password, read from standard input')
+  .description("set a user's password, read from standard input")
   .requiredOption('--password-stdin', 'read the password from standard input')
   .option('--json', 'print JSON')
   .action(
@@ -267,9 +299,13 @@ try {
   await program.parseAsync(process.argv);
 } catch (error) {
   const code = (error as { code?: string }).code ?? '';
-  if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') process.exit(0);
+  if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help')
+    process.exit(0);
   if (code.startsWith('commander.')) process.exit(2);
-  const message = error instanceof AppError || error instanceof KeyRingError ? error.message : String((error as Error).message ?? error);
+  const message =
+    error instanceof AppError || error instanceof KeyRingError
+      ? error.message
+      : String((error as Error).message ?? error);
   process.stderr.write(`admin: ${message}\n`);
   process.exit(error instanceof AppError && error.status === 2 ? 2 : 1);
 }

@@ -39,6 +39,10 @@ const schema = z.object({
   RELOAD_INTERVAL_MS: z.coerce.number().int().min(100).max(5000).default(2000),
   /** Admin API port; unset: no admin API. */
   ADMIN_PORT: port.optional(),
+  /** Interface the admin API listens on: loopback unless an operator opens it deliberately. */
+  ADMIN_HOST: z.string().default('127.0.0.1'),
+  /** Resource indicator (aud) of admin API tokens; defaults to http://localhost:$ADMIN_PORT. */
+  ADMIN_AUDIENCE: z.url({ protocol: /^https?$/ }).optional(),
   /** Rotate signing keys on this schedule (seconds); unset: only by hand. */
   KEY_ROTATION_INTERVAL: seconds.min(60).optional(),
   /** Trust X-Forwarded-* headers (behind a reverse proxy). */
@@ -62,6 +66,8 @@ export interface Config {
   accessTokenAlg: Env['ACCESS_TOKEN_ALG'];
   reloadIntervalMs: number;
   adminPort: number | undefined;
+  adminHost: string;
+  adminAudience: string | undefined;
   keyRotationInterval: number | undefined;
   trustProxy: boolean;
   logLevel: Env['LOG_LEVEL'];
@@ -83,8 +89,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('ISSUER: must not carry a query or fragment (RFC 8414 §2)');
   }
   if (production) {
-    if (!e.REDIS_URL) throw new ConfigError('REDIS_URL: required when NODE_ENV=production (no in-process store)');
-    if (!e.STORE_KEY) throw new ConfigError('STORE_KEY: required when NODE_ENV=production (no generated secrets)');
+    if (!e.REDIS_URL)
+      throw new ConfigError('REDIS_URL: required when NODE_ENV=production (no in-process store)');
+    if (!e.STORE_KEY)
+      throw new ConfigError('STORE_KEY: required when NODE_ENV=production (no generated secrets)');
     const localhost = ['localhost', '127.0.0.1', '[::1]'].includes(issuerUrl.hostname);
     if (issuerUrl.protocol !== 'https:' && !localhost) {
       throw new ConfigError('ISSUER: must be https when NODE_ENV=production');
@@ -104,6 +112,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     accessTokenAlg: e.ACCESS_TOKEN_ALG,
     reloadIntervalMs: e.RELOAD_INTERVAL_MS,
     adminPort: e.ADMIN_PORT,
+    adminHost: e.ADMIN_HOST,
+    adminAudience: e.ADMIN_AUDIENCE ?? (e.ADMIN_PORT ? `http://localhost:${e.ADMIN_PORT}` : undefined),
     keyRotationInterval: e.KEY_ROTATION_INTERVAL,
     trustProxy: e.TRUST_PROXY,
     logLevel: e.LOG_LEVEL,

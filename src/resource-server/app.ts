@@ -24,7 +24,10 @@ export interface ResourceServerDeps {
 export const MAX_BODY_BYTES = 16 * 1024;
 const RESOURCE_NAME = 'Insurance demo API';
 
-function createBearerAuthFromConfig(deps: ResourceServerDeps): BearerAuth {
+/** The bearer middleware as configured from the environment (plus optional overrides). */
+export function createBearerAuthFromConfig(
+  deps: Pick<ResourceServerDeps, 'config' | 'logger' | 'bearerAuthOptions'>,
+): BearerAuth {
   const { config } = deps;
   return createBearerAuth({
     issuer: config.issuer,

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import { ConfigError, loadResourceServerConfig } from '../config/resource-server-config.ts';
 import { createLogger } from '../shared/logger.ts';
-import { buildResourceServerApp } from './app.ts';
+import { buildResourceServerApp, createBearerAuthFromConfig } from './app.ts';
 
 /** In-flight requests get this long to finish after SIGTERM/SIGINT before connections are cut. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -22,7 +22,8 @@ const config = loadConfigOrExit();
 const logger = createLogger('resource-server', config.logLevel);
 for (const warning of config.warnings) logger.warn(warning);
 
-const app = buildResourceServerApp({ config, logger });
+const bearerAuth = createBearerAuthFromConfig({ config, logger });
+const app = buildResourceServerApp({ config, logger, bearerAuth });
 const server = createServer(
   { requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 },
   app.callback(),
@@ -33,6 +34,12 @@ server.listen(config.port, () => {
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   logger.info({ port, issuer: config.issuer, audience: config.audience }, 'resource server listening');
+  // Not required (discovery is lazy and retried), but tells the operator at once whether the AS answers.
+  void bearerAuth.warmUp().then((reachable) => {
+    if (reachable) logger.info({ issuer: config.issuer }, 'authorization server discovered');
+    else
+      logger.warn({ issuer: config.issuer }, 'authorization server not reachable yet; will retry on demand');
+  });
 });
 
 let shuttingDown = false;

@@ -52,6 +52,11 @@ export class StoreUnavailableError extends AppError {
 /** Stored ciphertext that fails authentication: tampered data or the wrong store key. */
 export class DecryptionError extends AppError {
   constructor() {
-    super('decryption_failed', 'stored data could not be decrypted (wrong STORE_KEY or tampered data)', 500, false);
+    super(
+      'decryption_failed',
+      'stored data could not be decrypted (wrong STORE_KEY or tampered data)',
+      500,
+      false,
+    );
   }
 }

@@ -1,6 +1,13 @@
 import test from 'ava';
 import type { Redis } from 'ioredis';
-import { createRemoteJWKSet, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
+import {
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  exportJWK,
+  generateKeyPair,
+  jwtVerify,
+  SignJWT,
+} from 'jose';
 import { type RunningAuthServer, startAuthServer, testSecrets } from '../support/auth-server.ts';
 import { connectRedis, deletePrefix, dumpPrefix, testPrefix } from '../support/redis.ts';
 
@@ -12,7 +19,7 @@ let redis: Redis;
 let server: RunningAuthServer;
 let second: RunningAuthServer;
 let m2mSecret: string;
-let clientKey: CryptoKey;
+let clientKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
 
 test.before(async () => {
   redis = await connectRedis();
@@ -21,16 +28,33 @@ test.before(async () => {
   await store.resources.add({ uri: api, scopes: ['reports:read', 'policies:read'] });
   await store.resources.add({ uri: other, scopes: ['other:read'] });
   ({ client_secret: m2mSecret } = (await store.clients.add({
-    id: 'm2m', grants: ['client_credentials'], scope: ['reports:read'], resources: [api], redirectUris: [], postLogoutRedirectUris: [],
+    id: 'm2m',
+    grants: ['client_credentials'],
+    scope: ['reports:read'],
+    resources: [api],
+    redirectUris: [],
+    postLogoutRedirectUris: [],
   })) as { client_secret: string });
   await store.clients.add({
-    id: 'post', grants: ['client_credentials'], scope: ['reports:read'], resources: [api], redirectUris: [], postLogoutRedirectUris: [], authMethod: 'client_secret_post',
+    id: 'post',
+    grants: ['client_credentials'],
+    scope: ['reports:read'],
+    resources: [api],
+    redirectUris: [],
+    postLogoutRedirectUris: [],
+    authMethod: 'client_secret_post',
   });
   const pair = await generateKeyPair('ES256', { extractable: true });
   clientKey = pair.privateKey;
   await store.clients.add({
-    id: 'signed', grants: ['client_credentials'], scope: ['reports:read'], resources: [api], redirectUris: [], postLogoutRedirectUris: [],
-    authMethod: 'private_key_jwt', jwks: { keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'c1', alg: 'ES256' }] },
+    id: 'signed',
+    grants: ['client_credentials'],
+    scope: ['reports:read'],
+    resources: [api],
+    redirectUris: [],
+    postLogoutRedirectUris: [],
+    authMethod: 'private_key_jwt',
+    jwks: { keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'c1', alg: 'ES256' }] },
   });
   // Resources reach the provider through the change feed.
   await server.host.reload();
@@ -43,9 +67,14 @@ test.after.always(async () => {
   redis.disconnect();
 });
 
-const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+const basic = (id: string, secret: string) =>
+  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 
-async function post(url: string, body: Record<string, string> | string, headers: Record<string, string> = {}) {
+async function post(
+  url: string,
+  body: Record<string, string> | string,
+  headers: Record<string, string> = {},
+) {
   const response = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
@@ -62,11 +91,18 @@ async function post(url: string, body: Record<string, string> | string, headers:
   return { status: response.status, json, text, headers: response.headers };
 }
 
-const token = (s: RunningAuthServer, body: Record<string, string> | string, headers?: Record<string, string>) =>
-  post(`${s.issuer}/token`, body, headers);
+const token = (
+  s: RunningAuthServer,
+  body: Record<string, string> | string,
+  headers?: Record<string, string>,
+) => post(`${s.issuer}/token`, body, headers);
 
 async function m2mToken(s = server, extra: Record<string, string> = {}) {
-  const r = await token(s, { grant_type: 'client_credentials', scope: 'reports:read', ...extra }, { authorization: basic('m2m', m2mSecret) });
+  const r = await token(
+    s,
+    { grant_type: 'client_credentials', scope: 'reports:read', ...extra },
+    { authorization: basic('m2m', m2mSecret) },
+  );
   if (r.status !== 200) throw new Error(`token ${r.status} ${r.text}`);
   return String(r.json.access_token);
 }
@@ -81,7 +117,8 @@ test('client credentials: an RFC 9068 JWT that verifies against the JWKS with ev
     audience: api,
     typ: 'at+jwt',
   });
-  for (const claim of ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'client_id', 'scope']) t.not(payload[claim], undefined, claim);
+  for (const claim of ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'client_id', 'scope'])
+    t.not(payload[claim], undefined, claim);
   t.is(payload.sub, 'm2m');
   t.is(payload.client_id, 'm2m');
   t.is(payload.scope, 'reports:read');
@@ -91,7 +128,8 @@ test('client credentials: an RFC 9068 JWT that verifies against the JWKS with ev
 test('the JWKS never carries private key members', async (t) => {
   const jwks = (await (await fetch(`${server.issuer}/jwks`)).json()) as { keys: Record<string, unknown>[] };
   t.true(jwks.keys.length >= 4);
-  for (const key of jwks.keys) for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k']) t.false(member in key);
+  for (const key of jwks.keys)
+    for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k']) t.false(member in key);
 });
 
 test('the audience is the requested resource, or the default one', async (t) => {
@@ -100,7 +138,12 @@ test('the audience is the requested resource, or the default one', async (t) => 
 });
 
 test('client_secret_post and private_key_jwt authenticate', async (t) => {
-  const viaPost = await token(server, { grant_type: 'client_credentials', scope: 'reports:read', client_id: 'post', client_secret: (await server.store.clients.rotateSecret('post')).client_secret });
+  const viaPost = await token(server, {
+    grant_type: 'client_credentials',
+    scope: 'reports:read',
+    client_id: 'post',
+    client_secret: (await server.store.clients.rotateSecret('post')).client_secret,
+  });
   t.is(viaPost.status, 200, viaPost.text);
 
   const assertion = await new SignJWT({})
@@ -128,24 +171,150 @@ test('client_secret_post and private_key_jwt authenticate', async (t) => {
   t.is(replay.status, 401, 'a client assertion works once (jti replay detection in the store)');
 });
 
-const refusals: [string, () => Promise<{ status: number; json: Record<string, unknown> }>, number, string][] = [
-  ['wrong secret', () => token(server, { grant_type: 'client_credentials' }, { authorization: basic('m2m', 'wrong') }), 401, 'invalid_client'],
-  ['unknown client', () => token(server, { grant_type: 'client_credentials' }, { authorization: basic('ghost', 'x') }), 401, 'invalid_client'],
-  ['no client authentication', () => token(server, { grant_type: 'client_credentials', client_id: 'm2m' }), 401, 'invalid_client'],
-  ['a scope the client was not registered for', () => token(server, { grant_type: 'client_credentials', scope: 'policies:read' }, { authorization: basic('m2m', m2mSecret) }), 400, 'invalid_scope'],
-  ['a scope nobody has', () => token(server, { grant_type: 'client_credentials', scope: 'admin:everything' }, { authorization: basic('m2m', m2mSecret) }), 400, 'invalid_scope'],
-  ['a resource the client may not use', () => token(server, { grant_type: 'client_credentials', scope: 'reports:read', resource: other }, { authorization: basic('m2m', m2mSecret) }), 400, 'invalid_target'],
-  ['an unknown resource', () => token(server, { grant_type: 'client_credentials', resource: 'https://evil.test' }, { authorization: basic('m2m', m2mSecret) }), 400, 'invalid_target'],
-  ['a resource with a fragment', () => token(server, { grant_type: 'client_credentials', resource: `${api}#x` }, { authorization: basic('m2m', m2mSecret) }), 400, 'invalid_target'],
-  ['two resources', () => token(server, `grant_type=client_credentials&resource=${encodeURIComponent(api)}&resource=${encodeURIComponent(other)}`, { authorization: basic('m2m', m2mSecret) }), 400, 'invalid_target'],
-  ['a grant the client does not have', () => token(server, { grant_type: 'refresh_token', refresh_token: 'x' }, { authorization: basic('m2m', m2mSecret) }), 400, 'unauthorized_client'],
-  ['an unknown grant type', () => token(server, { grant_type: 'urn:nope' }, { authorization: basic('m2m', m2mSecret) }), 400, 'unsupported_grant_type'],
-  ['no grant type', () => token(server, {}, { authorization: basic('m2m', m2mSecret) }), 400, 'invalid_request'],
-  ['a JSON body', () => token(server, '{"grant_type":"client_credentials"}', { 'content-type': 'application/json', authorization: basic('m2m', m2mSecret) }), 400, 'invalid_request'],
-  ['a duplicated parameter', () => token(server, 'grant_type=client_credentials&grant_type=client_credentials', { authorization: basic('m2m', m2mSecret) }), 400, 'invalid_request'],
-  ['a garbage Authorization header', () => token(server, { grant_type: 'client_credentials' }, { authorization: 'Basic %%%' }), 400, 'invalid_request'],
-  ['an oversized body', () => token(server, `grant_type=client_credentials&scope=${'a'.repeat(200_000)}`, { authorization: basic('m2m', m2mSecret) }), 400, 'invalid_request'],
-];
+const refusals: [string, () => Promise<{ status: number; json: Record<string, unknown> }>, number, string][] =
+  [
+    [
+      'wrong secret',
+      () => token(server, { grant_type: 'client_credentials' }, { authorization: basic('m2m', 'wrong') }),
+      401,
+      'invalid_client',
+    ],
+    [
+      'unknown client',
+      () => token(server, { grant_type: 'client_credentials' }, { authorization: basic('ghost', 'x') }),
+      401,
+      'invalid_client',
+    ],
+    [
+      'no client authentication',
+      () => token(server, { grant_type: 'client_credentials', client_id: 'm2m' }),
+      401,
+      'invalid_client',
+    ],
+    [
+      'a scope the client was not registered for',
+      () =>
+        token(
+          server,
+          { grant_type: 'client_credentials', scope: 'policies:read' },
+          { authorization: basic('m2m', m2mSecret) },
+        ),
+      400,
+      'invalid_scope',
+    ],
+    [
+      'a scope nobody has',
+      () =>
+        token(
+          server,
+          { grant_type: 'client_credentials', scope: 'admin:everything' },
+          { authorization: basic('m2m', m2mSecret) },
+        ),
+      400,
+      'invalid_scope',
+    ],
+    [
+      'a resource the client may not use',
+      () =>
+        token(
+          server,
+          { grant_type: 'client_credentials', scope: 'reports:read', resource: other },
+          { authorization: basic('m2m', m2mSecret) },
+        ),
+      400,
+      'invalid_target',
+    ],
+    [
+      'an unknown resource',
+      () =>
+        token(
+          server,
+          { grant_type: 'client_credentials', resource: 'https://evil.test' },
+          { authorization: basic('m2m', m2mSecret) },
+        ),
+      400,
+      'invalid_target',
+    ],
+    [
+      'a resource with a fragment',
+      () =>
+        token(
+          server,
+          { grant_type: 'client_credentials', resource: `${api}#x` },
+          { authorization: basic('m2m', m2mSecret) },
+        ),
+      400,
+      'invalid_target',
+    ],
+    [
+      'two resources',
+      () =>
+        token(
+          server,
+          `grant_type=client_credentials&resource=${encodeURIComponent(api)}&resource=${encodeURIComponent(other)}`,
+          { authorization: basic('m2m', m2mSecret) },
+        ),
+      400,
+      'invalid_target',
+    ],
+    [
+      'a grant the client does not have',
+      () =>
+        token(
+          server,
+          { grant_type: 'refresh_token', refresh_token: 'x' },
+          { authorization: basic('m2m', m2mSecret) },
+        ),
+      400,
+      'unauthorized_client',
+    ],
+    [
+      'an unknown grant type',
+      () => token(server, { grant_type: 'urn:nope' }, { authorization: basic('m2m', m2mSecret) }),
+      400,
+      'unsupported_grant_type',
+    ],
+    [
+      'no grant type',
+      () => token(server, {}, { authorization: basic('m2m', m2mSecret) }),
+      400,
+      'invalid_request',
+    ],
+    [
+      'a JSON body',
+      () =>
+        token(server, '{"grant_type":"client_credentials"}', {
+          'content-type': 'application/json',
+          authorization: basic('m2m', m2mSecret),
+        }),
+      400,
+      'invalid_request',
+    ],
+    [
+      'a duplicated parameter',
+      () =>
+        token(server, 'grant_type=client_credentials&grant_type=client_credentials', {
+          authorization: basic('m2m', m2mSecret),
+        }),
+      400,
+      'invalid_request',
+    ],
+    [
+      'a garbage Authorization header',
+      () => token(server, { grant_type: 'client_credentials' }, { authorization: 'Basic %%%' }),
+      400,
+      'invalid_request',
+    ],
+    [
+      'an oversized body',
+      () =>
+        token(server, `grant_type=client_credentials&scope=${'a'.repeat(200_000)}`, {
+          authorization: basic('m2m', m2mSecret),
+        }),
+      400,
+      'invalid_request',
+    ],
+  ];
 for (const [title, request, status, error] of refusals) {
   test(`token endpoint refuses ${title} with ${status} ${error}`, async (t) => {
     const r = await request();
@@ -155,7 +324,15 @@ for (const [title, request, status, error] of refusals) {
 }
 
 test('malformed input never produces a 5xx', async (t) => {
-  const bodies = ['%', '%%%%', 'grant_type', '=&=&=', 'grant_type=client_credentials&scope=%FF%FE', '\u0000\u0001', 'a'.repeat(60_000)];
+  const bodies = [
+    '%',
+    '%%%%',
+    'grant_type',
+    '=&=&=',
+    'grant_type=client_credentials&scope=%FF%FE',
+    '\u0000\u0001',
+    'a'.repeat(60_000),
+  ];
   for (const body of bodies) {
     const r = await token(server, body, { authorization: basic('m2m', m2mSecret) });
     t.true(r.status >= 400 && r.status < 500, `${JSON.stringify(body.slice(0, 20))} → ${r.status}`);
@@ -169,11 +346,26 @@ test('introspection: a JWT access token is active with its claims, inactive once
   const active = await post(`${server.issuer}/token/introspection`, { token: jwt }, auth);
   t.is(active.status, 200);
   const claims = (await jwtVerify(jwt, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)))).payload;
-  t.like(active.json, { active: true, client_id: 'm2m', scope: 'reports:read', aud: api, jti: claims.jti, sub: 'm2m', iss: server.issuer, exp: claims.exp });
+  t.like(active.json, {
+    active: true,
+    client_id: 'm2m',
+    scope: 'reports:read',
+    aud: api,
+    jti: claims.jti,
+    sub: 'm2m',
+    iss: server.issuer,
+    exp: claims.exp,
+  });
 
-  const revoked = await post(`${second.issuer}/token/revocation`, { token: jwt, token_type_hint: 'access_token' }, auth);
+  const revoked = await post(
+    `${second.issuer}/token/revocation`,
+    { token: jwt, token_type_hint: 'access_token' },
+    auth,
+  );
   t.is(revoked.status, 200);
-  t.deepEqual((await post(`${server.issuer}/token/introspection`, { token: jwt }, auth)).json, { active: false });
+  t.deepEqual((await post(`${server.issuer}/token/introspection`, { token: jwt }, auth)).json, {
+    active: false,
+  });
 });
 
 test('introspection: tampered, foreign and garbage tokens are inactive; no client is 401', async (t) => {
@@ -182,7 +374,9 @@ test('introspection: tampered, foreign and garbage tokens are inactive; no clien
   const [h, p, s] = jwt.split('.');
   const tampered = `${h}.${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(String(p), 'base64url').toString()), scope: 'policies:read' })).toString('base64url')}.${s}`;
   const { privateKey } = await generateKeyPair('ES256');
-  const foreign = await new SignJWT({ jti: 'x', client_id: 'm2m' }).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt' }).sign(privateKey);
+  const foreign = await new SignJWT({ jti: 'x', client_id: 'm2m' })
+    .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt' })
+    .sign(privateKey);
   for (const candidate of [tampered, foreign, 'garbage', 'a.b.c']) {
     const r = await post(`${server.issuer}/token/introspection`, { token: candidate }, auth);
     t.is(r.status, 200);
@@ -195,9 +389,15 @@ test('introspection: tampered, foreign and garbage tokens are inactive; no clien
 
 test('scale-out: a second instance serves the same clients and its tokens introspect on the first', async (t) => {
   const fromSecond = await m2mToken(second);
-  const r = await post(`${server.issuer}/token/introspection`, { token: fromSecond }, { authorization: basic('m2m', m2mSecret) });
+  const r = await post(
+    `${server.issuer}/token/introspection`,
+    { token: fromSecond },
+    { authorization: basic('m2m', m2mSecret) },
+  );
   t.is(r.json.active, true);
-  await jwtVerify(fromSecond, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), { issuer: second.issuer === server.issuer ? server.issuer : second.issuer });
+  await jwtVerify(fromSecond, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), {
+    issuer: second.issuer === server.issuer ? server.issuer : second.issuer,
+  });
   t.pass();
 });
 
@@ -213,11 +413,20 @@ test('at rest: client secrets, tokens and private keys are not readable in Redis
 });
 
 test('discovery says how to use all of it', async (t) => {
-  const metadata = (await (await fetch(`${server.issuer}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
+  const metadata = (await (
+    await fetch(`${server.issuer}/.well-known/openid-configuration`)
+  ).json()) as Record<string, unknown>;
   t.is(metadata.issuer, server.issuer);
   t.deepEqual(metadata.code_challenge_methods_supported, ['S256']);
   t.true((metadata.id_token_signing_alg_values_supported as string[]).includes('RS256'));
-  for (const endpoint of ['token_endpoint', 'jwks_uri', 'introspection_endpoint', 'revocation_endpoint', 'userinfo_endpoint', 'end_session_endpoint']) {
+  for (const endpoint of [
+    'token_endpoint',
+    'jwks_uri',
+    'introspection_endpoint',
+    'revocation_endpoint',
+    'userinfo_endpoint',
+    'end_session_endpoint',
+  ]) {
     t.is(typeof metadata[endpoint], 'string', endpoint);
   }
   t.deepEqual(metadata.response_types_supported, ['code']);
@@ -231,14 +440,21 @@ test('health and readiness', async (t) => {
   t.like(await ready.json(), { status: 'ready', checks: { store: true, keys: true } });
 });
 
-test('introspection and revocation are limited to the token\'s client (and its API\'s clients)', async (t) => {
+test("introspection and revocation are limited to the token's client (and its API's clients)", async (t) => {
   const jwt = await m2mToken();
   const { client_secret: postSecret } = await server.store.clients.rotateSecret('post');
   const outsider = await server.store.clients.add({
-    id: 'outsider', grants: ['client_credentials'], scope: ['other:read'], resources: [other], redirectUris: [], postLogoutRedirectUris: [],
+    id: 'outsider',
+    grants: ['client_credentials'],
+    scope: ['other:read'],
+    resources: [other],
+    redirectUris: [],
+    postLogoutRedirectUris: [],
   });
   const asOutsider = { authorization: basic('outsider', String(outsider.client_secret)) };
-  t.deepEqual((await post(`${server.issuer}/token/introspection`, { token: jwt }, asOutsider)).json, { active: false });
+  t.deepEqual((await post(`${server.issuer}/token/introspection`, { token: jwt }, asOutsider)).json, {
+    active: false,
+  });
 
   // `post` is registered for the token's API, as a resource server's own client would be.
   const asApiClient = { authorization: basic('post', postSecret) };

@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import test from 'ava';
 import type { Redis } from 'ioredis';
 import { exportJWK, generateKeyPair } from 'jose';
-import { cliJson, runCli } from '../support/cli.ts';
 import { testSecrets } from '../support/auth-server.ts';
+import { cliJson, runCli } from '../support/cli.ts';
 import { connectRedis, deletePrefix, dumpPrefix, testPrefix } from '../support/redis.ts';
 
 const prefix = testPrefix('cli');
@@ -23,12 +23,20 @@ test.after.always(async () => {
 
 // One serial story: later commands use what earlier ones made.
 test.serial('resources add / list / remove', async (t) => {
-  const added = await cliJson(['resources', 'add', '--uri', api, '--scope', 'policies:read reports:read', '--token-ttl', '300'], env);
+  const added = await cliJson(
+    ['resources', 'add', '--uri', api, '--scope', 'policies:read reports:read', '--token-ttl', '300'],
+    env,
+  );
   t.like(added, { uri: api, scopes: ['policies:read', 'reports:read'], token_ttl: 300 });
   await cliJson(['resources', 'add', '--uri', 'https://other.test', '--scope', 'x:y'], env);
   const listed = await cliJson(['resources', 'list'], env);
-  t.deepEqual((listed.resources as { uri: string }[]).map((r) => r.uri), [api, 'https://other.test']);
-  t.deepEqual(await cliJson(['resources', 'remove', 'https://other.test'], env), { removed: 'https://other.test' });
+  t.deepEqual(
+    (listed.resources as { uri: string }[]).map((r) => r.uri),
+    [api, 'https://other.test'],
+  );
+  t.deepEqual(await cliJson(['resources', 'remove', 'https://other.test'], env), {
+    removed: 'https://other.test',
+  });
   t.is(((await cliJson(['resources', 'list'], env)).resources as unknown[]).length, 1);
 });
 
@@ -48,19 +56,41 @@ test.serial('resources add refuses OpenID scopes, fragments and relative URIs', 
 
 test.serial('clients add prints the secret once; list and show never do', async (t) => {
   const created = await cliJson(
-    ['clients', 'add', '--id', 'm2m', '--grant', 'client_credentials', '--scope', 'reports:read', '--resource', api],
+    [
+      'clients',
+      'add',
+      '--id',
+      'm2m',
+      '--grant',
+      'client_credentials',
+      '--scope',
+      'reports:read',
+      '--resource',
+      api,
+    ],
     env,
   );
   t.is(created.client_id, 'm2m');
   t.regex(String(created.client_secret), /^[A-Za-z0-9_-]{43}$/);
 
   const listed = await cliJson(['clients', 'list'], env);
-  t.deepEqual((listed.clients as { client_id: string }[]).map((c) => c.client_id), ['m2m']);
+  t.deepEqual(
+    (listed.clients as { client_id: string }[]).map((c) => c.client_id),
+    ['m2m'],
+  );
   const shown = await cliJson(['clients', 'show', 'm2m'], env);
-  t.like(shown, { client_id: 'm2m', grant_types: ['client_credentials'], scope: 'reports:read', resources: [api] });
+  t.like(shown, {
+    client_id: 'm2m',
+    grant_types: ['client_credentials'],
+    scope: 'reports:read',
+    resources: [api],
+  });
   t.false(JSON.stringify(listed).includes(String(created.client_secret)));
   t.false('client_secret' in shown);
-  t.false((await dumpPrefix(redis, prefix)).includes(String(created.client_secret)), 'secret readable in Redis');
+  t.false(
+    (await dumpPrefix(redis, prefix)).includes(String(created.client_secret)),
+    'secret readable in Redis',
+  );
 
   const rotated = await cliJson(['clients', 'rotate-secret', 'm2m'], env);
   t.not(rotated.client_secret, created.client_secret);
@@ -69,10 +99,24 @@ test.serial('clients add prints the secret once; list and show never do', async 
 test.serial('clients add: login clients, repeated flags, public and private_key_jwt clients', async (t) => {
   const web = await cliJson(
     [
-      'clients', 'add', '--id', 'web', '--grant', 'authorization_code', '--grant', 'refresh_token',
-      '--scope', 'openid profile offline_access policies:read', '--resource', api,
-      '--redirect-uri', 'https://app.test/cb', '--redirect-uri', 'https://app.test/cb2',
-      '--post-logout-redirect-uri', 'https://app.test/bye',
+      'clients',
+      'add',
+      '--id',
+      'web',
+      '--grant',
+      'authorization_code',
+      '--grant',
+      'refresh_token',
+      '--scope',
+      'openid profile offline_access policies:read',
+      '--resource',
+      api,
+      '--redirect-uri',
+      'https://app.test/cb',
+      '--redirect-uri',
+      'https://app.test/cb2',
+      '--post-logout-redirect-uri',
+      'https://app.test/bye',
     ],
     env,
   );
@@ -84,7 +128,20 @@ test.serial('clients add: login clients, repeated flags, public and private_key_
   });
 
   const spa = await cliJson(
-    ['clients', 'add', '--id', 'spa', '--grant', 'authorization_code', '--scope', 'openid', '--redirect-uri', 'http://127.0.0.1:9/cb', '--auth-method', 'none'],
+    [
+      'clients',
+      'add',
+      '--id',
+      'spa',
+      '--grant',
+      'authorization_code',
+      '--scope',
+      'openid',
+      '--redirect-uri',
+      'http://127.0.0.1:9/cb',
+      '--auth-method',
+      'none',
+    ],
     env,
   );
   t.deepEqual(spa, { client_id: 'spa' });
@@ -93,7 +150,22 @@ test.serial('clients add: login clients, repeated flags, public and private_key_
   const jwksFile = join(secrets.KEYS_DIR, 'client.jwks.json');
   writeFileSync(jwksFile, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1' }] }));
   const pkj = await cliJson(
-    ['clients', 'add', '--id', 'pkj', '--grant', 'client_credentials', '--scope', 'reports:read', '--resource', api, '--auth-method', 'private_key_jwt', '--jwks-file', jwksFile],
+    [
+      'clients',
+      'add',
+      '--id',
+      'pkj',
+      '--grant',
+      'client_credentials',
+      '--scope',
+      'reports:read',
+      '--resource',
+      api,
+      '--auth-method',
+      'private_key_jwt',
+      '--jwks-file',
+      jwksFile,
+    ],
     env,
   );
   t.deepEqual(pkj, { client_id: 'pkj' });
@@ -104,15 +176,89 @@ test.serial('clients add refuses what would be unsafe or unusable', async (t) =>
   const privateJwks = join(secrets.KEYS_DIR, 'private.jwks.json');
   writeFileSync(privateJwks, JSON.stringify({ keys: [await exportJWK(privateKey)] }));
   const cases: [string, string[]][] = [
-    ['duplicate id', ['--id', 'm2m', '--grant', 'client_credentials', '--scope', 'reports:read', '--resource', api]],
-    ['unknown resource', ['--id', 'x1', '--grant', 'client_credentials', '--scope', 'reports:read', '--resource', 'https://nope.test']],
-    ['scope of no resource', ['--id', 'x2', '--grant', 'client_credentials', '--scope', 'admin:all', '--resource', api]],
-    ['public m2m client', ['--id', 'x3', '--grant', 'client_credentials', '--scope', 'reports:read', '--resource', api, '--auth-method', 'none']],
+    [
+      'duplicate id',
+      ['--id', 'm2m', '--grant', 'client_credentials', '--scope', 'reports:read', '--resource', api],
+    ],
+    [
+      'unknown resource',
+      [
+        '--id',
+        'x1',
+        '--grant',
+        'client_credentials',
+        '--scope',
+        'reports:read',
+        '--resource',
+        'https://nope.test',
+      ],
+    ],
+    [
+      'scope of no resource',
+      ['--id', 'x2', '--grant', 'client_credentials', '--scope', 'admin:all', '--resource', api],
+    ],
+    [
+      'public m2m client',
+      [
+        '--id',
+        'x3',
+        '--grant',
+        'client_credentials',
+        '--scope',
+        'reports:read',
+        '--resource',
+        api,
+        '--auth-method',
+        'none',
+      ],
+    ],
     ['code without redirect', ['--id', 'x4', '--grant', 'authorization_code', '--scope', 'openid']],
-    ['redirect with fragment', ['--id', 'x5', '--grant', 'authorization_code', '--scope', 'openid', '--redirect-uri', 'https://a.test/#x']],
+    [
+      'redirect with fragment',
+      [
+        '--id',
+        'x5',
+        '--grant',
+        'authorization_code',
+        '--scope',
+        'openid',
+        '--redirect-uri',
+        'https://a.test/#x',
+      ],
+    ],
     ['unknown grant', ['--id', 'x6', '--grant', 'implicit', '--scope', 'openid']],
-    ['private key in jwks', ['--id', 'x7', '--grant', 'client_credentials', '--scope', 'reports:read', '--resource', api, '--auth-method', 'private_key_jwt', '--jwks-file', privateJwks]],
-    ['unknown auth method', ['--id', 'x8', '--grant', 'client_credentials', '--scope', 'reports:read', '--resource', api, '--auth-method', 'client_secret_jwt']],
+    [
+      'private key in jwks',
+      [
+        '--id',
+        'x7',
+        '--grant',
+        'client_credentials',
+        '--scope',
+        'reports:read',
+        '--resource',
+        api,
+        '--auth-method',
+        'private_key_jwt',
+        '--jwks-file',
+        privateJwks,
+      ],
+    ],
+    [
+      'unknown auth method',
+      [
+        '--id',
+        'x8',
+        '--grant',
+        'client_credentials',
+        '--scope',
+        'reports:read',
+        '--resource',
+        api,
+        '--auth-method',
+        'client_secret_jwt',
+      ],
+    ],
   ];
   for (const [title, args] of cases) {
     const r = await runCli(['clients', 'add', ...args, '--json'], env);
@@ -123,7 +269,11 @@ test.serial('clients add refuses what would be unsafe or unusable', async (t) =>
 
 test.serial('clients remove, and errors for unknown clients', async (t) => {
   t.deepEqual(await cliJson(['clients', 'remove', 'spa'], env), { removed: 'spa' });
-  for (const args of [['clients', 'show', 'spa'], ['clients', 'remove', 'spa'], ['clients', 'rotate-secret', 'pkj']]) {
+  for (const args of [
+    ['clients', 'show', 'spa'],
+    ['clients', 'remove', 'spa'],
+    ['clients', 'rotate-secret', 'pkj'],
+  ]) {
     const r = await runCli([...args, '--json'], env);
     t.not(r.code, 0, args.join(' '));
     t.regex(r.stderr, /^admin: /);
@@ -131,12 +281,24 @@ test.serial('clients remove, and errors for unknown clients', async (t) => {
 });
 
 test.serial('users add / list / set-password / remove, password from stdin', async (t) => {
-  const added = await cliJson(['users', 'add', '--email', 'Alice@Example.com', '--name', 'Alice', '--password-stdin'], env, 'correct horse battery staple\n');
+  const added = await cliJson(
+    ['users', 'add', '--email', 'Alice@Example.com', '--name', 'Alice', '--password-stdin'],
+    env,
+    'correct horse battery staple\n',
+  );
   t.is(added.email, 'alice@example.com');
   t.regex(String(added.sub), /^usr_/);
-  const dup = await runCli(['users', 'add', '--email', 'alice@example.com', '--password-stdin', '--json'], env, 'another long password');
+  const dup = await runCli(
+    ['users', 'add', '--email', 'alice@example.com', '--password-stdin', '--json'],
+    env,
+    'another long password',
+  );
   t.not(dup.code, 0);
-  const short = await runCli(['users', 'add', '--email', 'bob@example.com', '--password-stdin', '--json'], env, 'short');
+  const short = await runCli(
+    ['users', 'add', '--email', 'bob@example.com', '--password-stdin', '--json'],
+    env,
+    'short',
+  );
   t.not(short.code, 0);
 
   const listed = await cliJson(['users', 'list'], env);
@@ -146,19 +308,35 @@ test.serial('users add / list / set-password / remove, password from stdin', asy
   t.false(dump.includes('correct horse'), 'password readable at rest');
   t.false(dump.includes('alice@example.com'), 'email readable at rest');
 
-  t.like(await cliJson(['users', 'set-password', 'ALICE@example.com', '--password-stdin'], env, 'a new long password\n'), { email: 'alice@example.com' });
+  t.like(
+    await cliJson(
+      ['users', 'set-password', 'ALICE@example.com', '--password-stdin'],
+      env,
+      'a new long password\n',
+    ),
+    { email: 'alice@example.com' },
+  );
   t.deepEqual(await cliJson(['users', 'remove', 'alice@example.com'], env), { removed: 'alice@example.com' });
   t.deepEqual((await cliJson(['users', 'list'], env)).users, []);
 });
 
 test.serial('keys list / rotate / retire', async (t) => {
-  const listed = (await cliJson(['keys', 'list'], env)).keys as { kid: string; alg: string; status: string }[];
-  for (const status of ['current', 'next']) t.true(listed.some((k) => k.alg === 'RS256' && k.status === status));
+  const listed = (await cliJson(['keys', 'list'], env)).keys as {
+    kid: string;
+    alg: string;
+    status: string;
+  }[];
+  for (const status of ['current', 'next'])
+    t.true(listed.some((k) => k.alg === 'RS256' && k.status === status));
   t.false(JSON.stringify(listed).includes('"d"'));
 
   const before = listed.find((k) => k.alg === 'ES256' && k.status === 'current');
   const next = listed.find((k) => k.alg === 'ES256' && k.status === 'next');
-  const rotated = (await cliJson(['keys', 'rotate'], env)).keys as { kid: string; alg: string; status: string }[];
+  const rotated = (await cliJson(['keys', 'rotate'], env)).keys as {
+    kid: string;
+    alg: string;
+    status: string;
+  }[];
   t.is(rotated.find((k) => k.kid === next?.kid)?.status, 'current');
   t.is(rotated.find((k) => k.kid === before?.kid)?.status, 'retired');
 

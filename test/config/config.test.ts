@@ -38,7 +38,12 @@ for (const [title, env, message] of invalid) {
   });
 }
 
-const production = { NODE_ENV: 'production', REDIS_URL: 'rediss://redis.internal:6379', STORE_KEY: key(), ISSUER: 'https://id.example.com' };
+const production = {
+  NODE_ENV: 'production',
+  REDIS_URL: 'rediss://redis.internal:6379',
+  STORE_KEY: key(),
+  ISSUER: 'https://id.example.com',
+};
 
 test('production starts with Redis, a store key and an https issuer', (t) => {
   t.true(loadConfig(production).production);
@@ -53,12 +58,16 @@ test('production refuses a generated store key', (t) => {
 });
 
 test('production refuses an http issuer other than localhost', (t) => {
-  t.throws(() => loadConfig({ ...production, ISSUER: 'http://id.example.com' }), { message: /^ISSUER: must be https/ });
+  t.throws(() => loadConfig({ ...production, ISSUER: 'http://id.example.com' }), {
+    message: /^ISSUER: must be https/,
+  });
   t.notThrows(() => loadConfig({ ...production, ISSUER: 'http://localhost:3000' }));
 });
 
 test('a STORE_KEY that is not 32 bytes is refused', (t) => {
-  t.throws(() => loadStoreSecrets(loadConfig({ STORE_KEY: 'c2hvcnQ' })), { message: /^STORE_KEY: must be 32/ });
+  t.throws(() => loadStoreSecrets(loadConfig({ STORE_KEY: 'c2hvcnQ' })), {
+    message: /^STORE_KEY: must be 32/,
+  });
 });
 
 test('outside production a missing store key is generated once, private to the owner', (t) => {

@@ -36,7 +36,11 @@ export function runCli(args: string[], env: Record<string, string>, input = ''):
 }
 
 /** Runs a --json command that must succeed and print exactly one JSON object. */
-export async function cliJson(args: string[], env: Record<string, string>, input?: string): Promise<Record<string, unknown>> {
+export async function cliJson(
+  args: string[],
+  env: Record<string, string>,
+  input?: string,
+): Promise<Record<string, unknown>> {
   const result = await runCli([...args, '--json'], env, input);
   if (result.code !== 0) throw new Error(`admin ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
   const parsed = JSON.parse(result.stdout);

@@ -2,7 +2,14 @@ import type { ChangeFeed } from '../storage/change-feed.ts';
 import type { Kv } from '../storage/kv.ts';
 import type { KeyNames } from '../storage/redis-keys.ts';
 import type { SealedBox } from '../storage/sealed-box.ts';
-import { completeRing, type KeyRing, pruneRing, retireKey, rotateRing, type SigningAlg } from './signing-key-ring.ts';
+import {
+  completeRing,
+  type KeyRing,
+  pruneRing,
+  retireKey,
+  rotateRing,
+  type SigningAlg,
+} from './signing-key-ring.ts';
 
 export interface KeyRingStoreOptions {
   algs: SigningAlg[];
@@ -36,27 +43,80 @@ export class KeyRingStore {
 
   /** Loads the ring, creating whatever is missing (first start). */
   async ensure(): Promise<KeyRing> {
-    return this.#update(async (ring) => completeRing(ring, this.#options.algs, new Date()), { onlyIfChanged: true });
+    return this.#update(async (ring) => completeRing(ring, this.#options.algs, new Date()), {
+      onlyIfChanged: true,
+    });
   }
 
+  /**
+   * next → current → retired. An emergency rotation (a leaked key) drops the old current keys from
+   * the JWKS at once and revokes the access tokens they signed (their registry records go, so
+   * introspection says inactive); ID tokens are not stored and can only stop verifying.
+   */
   async rotate(emergency = false): Promise<KeyRing> {
-    return this.#update(async (ring) => {
+    let dropped: string[] = [];
+    const ring = await this.#update(async (current) => {
       const now = new Date();
-      return rotateRing(pruneRing(ring, this.#options.maxTokenLifetimeSeconds, now), this.#options.algs, now, emergency);
+      dropped = current.keys.filter((k) => k.status === 'current').map((k) => k.kid);
+      return rotateRing(
+        pruneRing(current, this.#options.maxTokenLifetimeSeconds, now),
+        this.#options.algs,
+        now,
+        emergency,
+      );
     });
+    if (emergency) await Promise.all(dropped.map((kid) => this.#revokeSignedBy(kid)));
+    return ring;
+  }
+
+  /** Rotates when the current keys have been active for `intervalSeconds`; one instance wins the race. */
+  async rotateIfDue(intervalSeconds: number): Promise<boolean> {
+    let rotated = false;
+    await this.#update(
+      async (ring) => {
+        const now = new Date();
+        const activated = ring.keys
+          .filter((k) => k.status === 'current')
+          .map((k) => Date.parse(k.activated_at ?? k.created_at));
+        rotated = activated.length > 0 && Math.min(...activated) + intervalSeconds * 1000 <= now.getTime();
+        if (!rotated) return ring;
+        return rotateRing(
+          pruneRing(ring, this.#options.maxTokenLifetimeSeconds, now),
+          this.#options.algs,
+          now,
+        );
+      },
+      { onlyIfChanged: true },
+    );
+    return rotated;
+  }
+
+  async #revokeSignedBy(kid: string): Promise<void> {
+    const index = this.#keys.signedBy(kid);
+    const members = await this.#kv.setMembers(index);
+    await Promise.all(members.map((member) => this.#kv.del(member)));
+    await this.#kv.del(index);
   }
 
   async retire(kid: string): Promise<KeyRing> {
     return this.#update(async (ring) => retireKey(ring, kid));
   }
 
-  async #update(change: (ring: KeyRing) => Promise<KeyRing>, { onlyIfChanged = false } = {}): Promise<KeyRing> {
+  async #update(
+    change: (ring: KeyRing) => Promise<KeyRing>,
+    { onlyIfChanged = false } = {},
+  ): Promise<KeyRing> {
     const key = this.#keys.keyRing();
     for (let attempt = 0; attempt < 10; attempt++) {
       const sealed = await this.#kv.get(key);
       const ring = sealed ? this.#box.openJson<KeyRing>(sealed, key) : { keys: [] };
       const next = await change(ring);
-      if (onlyIfChanged && sealed && JSON.stringify(next) === JSON.stringify(ring) && !this.#box.isStale(sealed)) {
+      if (
+        onlyIfChanged &&
+        sealed &&
+        JSON.stringify(next) === JSON.stringify(ring) &&
+        !this.#box.isStale(sealed)
+      ) {
         return ring;
       }
       if (await this.#kv.compareAndSet(key, sealed, this.#box.sealJson(next, key))) {

@@ -26,7 +26,10 @@ export type KeySummary = Omit<SigningKey, 'jwk'>;
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k', 'oth'] as const;
 
 export async function generateSigningKey(alg: SigningAlg, status: KeyStatus, now: Date): Promise<SigningKey> {
-  const { privateKey } = await generateKeyPair(alg, { extractable: true, ...(alg.startsWith('RS') || alg.startsWith('PS') ? { modulusLength: 2048 } : {}) });
+  const { privateKey } = await generateKeyPair(alg, {
+    extractable: true,
+    ...(alg.startsWith('RS') || alg.startsWith('PS') ? { modulusLength: 2048 } : {}),
+  });
   const kid = randomUUID();
   const jwk = { ...(await exportJWK(privateKey)), kid, alg, use: 'sig' };
   return {
@@ -49,8 +52,10 @@ export function families(accessTokenAlg: SigningAlg): SigningAlg[] {
 export async function completeRing(ring: KeyRing, algs: SigningAlg[], now: Date): Promise<KeyRing> {
   const keys = [...ring.keys];
   for (const alg of algs) {
-    if (!keys.some((k) => k.alg === alg && k.status === 'current')) keys.push(await generateSigningKey(alg, 'current', now));
-    if (!keys.some((k) => k.alg === alg && k.status === 'next')) keys.push(await generateSigningKey(alg, 'next', now));
+    if (!keys.some((k) => k.alg === alg && k.status === 'current'))
+      keys.push(await generateSigningKey(alg, 'current', now));
+    if (!keys.some((k) => k.alg === alg && k.status === 'next'))
+      keys.push(await generateSigningKey(alg, 'next', now));
   }
   return { keys };
 }
@@ -59,7 +64,12 @@ export async function completeRing(ring: KeyRing, algs: SigningAlg[], now: Date)
  * next → current, current → retired, and a new next, for every family. `emergency` (a leaked key)
  * drops the old current key at once instead of retiring it, so nothing signed by it verifies.
  */
-export async function rotateRing(ring: KeyRing, algs: SigningAlg[], now: Date, emergency = false): Promise<KeyRing> {
+export async function rotateRing(
+  ring: KeyRing,
+  algs: SigningAlg[],
+  now: Date,
+  emergency = false,
+): Promise<KeyRing> {
   const at = now.toISOString();
   const keys: SigningKey[] = [];
   for (const key of ring.keys) {
@@ -82,7 +92,10 @@ export function retireKey(ring: KeyRing, kid: string): KeyRing {
   const key = ring.keys.find((k) => k.kid === kid);
   if (!key) throw new KeyRingError('not_found', `no key ${kid}`);
   if (key.status !== 'retired') {
-    throw new KeyRingError('refused', `key ${kid} is ${key.status}: only retired keys can be removed (rotate first)`);
+    throw new KeyRingError(
+      'refused',
+      `key ${kid} is ${key.status}: only retired keys can be removed (rotate first)`,
+    );
   }
   return { keys: ring.keys.filter((k) => k.kid !== kid) };
 }
@@ -91,7 +104,9 @@ export function retireKey(ring: KeyRing, kid: string): KeyRing {
 export function pruneRing(ring: KeyRing, maxTokenLifetimeSeconds: number, now: Date): KeyRing {
   const cutoff = now.getTime() - maxTokenLifetimeSeconds * 1000;
   return {
-    keys: ring.keys.filter((k) => k.status !== 'retired' || !k.retired_at || Date.parse(k.retired_at) > cutoff),
+    keys: ring.keys.filter(
+      (k) => k.status !== 'retired' || !k.retired_at || Date.parse(k.retired_at) > cutoff,
+    ),
   };
 }
 

@@ -1,4 +1,5 @@
-import type { Account, KoaContextWithOIDC } from 'oidc-provider';
+import type { Account, Client, Grant, KoaContextWithOIDC } from 'oidc-provider';
+import type { Store } from '../storage/store.ts';
 import type { UserStore } from '../storage/user-store.ts';
 
 /** oidc-provider's account lookup: standard claims for openid, profile and email. */
@@ -19,4 +20,129 @@ export function findAccount(users: UserStore) {
       },
     };
   };
+}
+
+/** What a user approved for one client: OpenID scopes and claims, and scopes per API. */
+export interface ConsentRecord {
+  openid: string[];
+  claims: string[];
+  resources: Record<string, string[]>;
+  updated_at: string;
+}
+
+/** Remembered consent outlives a session (logout revokes grants), so it lasts this long. */
+export const CONSENT_TTL_SECONDS = 180 * 24 * 3600;
+
+/** Claims every ID token carries whatever the grant says. */
+const NON_REJECTABLE_CLAIMS = new Set(['sub', 'sid', 'auth_time', 'acr', 'amr', 'iss']);
+
+/**
+ * Consent remembered per account and client, sealed in the store. A new session's authorization
+ * request builds its grant from it, so the consent page asks only for scopes never approved.
+ */
+export class RememberedConsents {
+  readonly #store: Store;
+
+  constructor(store: Store) {
+    this.#store = store;
+  }
+
+  #key(accountId: string, clientId: string): string {
+    return this.#store.keys.model('Consent', `${accountId} ${clientId}`);
+  }
+
+  async get(accountId: string, clientId: string): Promise<ConsentRecord | undefined> {
+    const key = this.#key(accountId, clientId);
+    const record = await this.#store.kv.getRecord(key);
+    return record ? this.#store.box.openJson<ConsentRecord>(record.sealed, key) : undefined;
+  }
+
+  /** Adds what the grant holds to what was approved before. */
+  async remember(grant: Grant, resourceIndicators: Iterable<string>): Promise<void> {
+    const { accountId, clientId } = grant;
+    if (!accountId || !clientId) return;
+    const before = await this.get(accountId, clientId);
+    const resources: Record<string, string[]> = { ...before?.resources };
+    for (const indicator of resourceIndicators) {
+      resources[indicator] = union(resources[indicator], grant.getResourceScope(indicator).split(' '));
+    }
+    const record: ConsentRecord = {
+      openid: union(before?.openid, grant.getOIDCScope().split(' ')),
+      claims: union(before?.claims, grant.getOIDCClaims()),
+      resources,
+      updated_at: new Date().toISOString(),
+    };
+    const key = this.#key(accountId, clientId);
+    await this.#store.kv.putRecord(key, this.#store.box.sealJson(record, key), CONSENT_TTL_SECONDS);
+  }
+}
+
+function union(a: string[] | undefined, b: string[]): string[] {
+  return [...new Set([...(a ?? []), ...b])].filter(Boolean);
+}
+
+export function isFirstParty(client: Client): boolean {
+  return (client as unknown as { first_party?: unknown }).first_party === true;
+}
+
+/**
+ * oidc-provider's loadExistingGrant: the session's grant for the client as usual; first-party
+ * clients get everything they asked for (they skip consent); other clients start from what the
+ * user approved for them before, so only new scopes reach the consent page.
+ */
+export function loadExistingGrant(consents: RememberedConsents) {
+  return async (ctx: KoaContextWithOIDC): Promise<Grant | undefined> => {
+    const { oidc } = ctx;
+    const client = oidc.client as Client;
+    const accountId = oidc.account?.accountId ?? oidc.session?.accountId;
+    if (!accountId) return undefined;
+    const grantId = oidc.result?.consent?.grantId || oidc.session?.grantIdFor(client.clientId);
+    const existing = grantId ? await oidc.provider.Grant.find(grantId) : undefined;
+
+    if (isFirstParty(client)) {
+      const grant = existing ?? new oidc.provider.Grant({ accountId, clientId: client.clientId });
+      grantEverythingRequested(ctx, grant);
+      await grant.save();
+      return grant;
+    }
+    if (existing) return existing;
+
+    const remembered = await consents.get(accountId, client.clientId);
+    if (!remembered) return undefined;
+    const grant = new oidc.provider.Grant({ accountId, clientId: client.clientId });
+    grantRemembered(ctx, grant, remembered);
+    await grant.save();
+    return grant;
+  };
+}
+
+function requestedClaims(ctx: KoaContextWithOIDC): string[] {
+  return [...ctx.oidc.requestParamClaims].filter((c) => !NON_REJECTABLE_CLAIMS.has(c));
+}
+
+function grantEverythingRequested(ctx: KoaContextWithOIDC, grant: Grant): void {
+  const { oidc } = ctx;
+  grant.addOIDCScope(oidc.requestParamOIDCScopes);
+  const claims = requestedClaims(ctx);
+  if (claims.length) grant.addOIDCClaims(claims);
+  for (const [indicator, server] of Object.entries(oidc.resourceServers ?? {})) {
+    const scopes = [...oidc.requestParamScopes].filter((s) => server.scopes.has(s));
+    if (scopes.length) grant.addResourceScope(indicator, scopes);
+  }
+}
+
+/** Only what is both requested now and approved before: the grant never widens a request. */
+function grantRemembered(ctx: KoaContextWithOIDC, grant: Grant, remembered: ConsentRecord): void {
+  const { oidc } = ctx;
+  const openid = new Set(remembered.openid);
+  const scopes = [...oidc.requestParamOIDCScopes].filter((s) => openid.has(s));
+  if (scopes.length) grant.addOIDCScope(scopes);
+  const approvedClaims = new Set(remembered.claims);
+  const claims = requestedClaims(ctx).filter((c) => approvedClaims.has(c));
+  if (claims.length) grant.addOIDCClaims(claims);
+  for (const indicator of Object.keys(oidc.resourceServers ?? {})) {
+    const approved = new Set(remembered.resources[indicator] ?? []);
+    const wanted = [...oidc.requestParamScopes].filter((s) => approved.has(s));
+    if (wanted.length) grant.addResourceScope(indicator, wanted);
+  }
 }

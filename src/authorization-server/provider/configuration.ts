@@ -4,7 +4,7 @@ import { currentKid, type KeyRing, providerJwks, type SigningAlg } from '../keys
 import { createAdapterClass } from '../storage/oidc-adapter.ts';
 import { OPENID_SCOPES, type Resource } from '../storage/resource-store.ts';
 import type { Store } from '../storage/store.ts';
-import { findAccount } from './accounts.ts';
+import { findAccount, loadExistingGrant, RememberedConsents } from './accounts.ts';
 import { recordJwtAccessTokens } from './jwt-token-registry.ts';
 import { resourceIndicators } from './resource-indicators.ts';
 
@@ -34,7 +34,11 @@ function clientResourcesOf(client: { [key: string]: unknown }): string[] {
 }
 
 function audiences(token: { aud?: unknown }): string[] {
-  return Array.isArray(token.aud) ? (token.aud as string[]) : typeof token.aud === 'string' ? [token.aud] : [];
+  return Array.isArray(token.aud)
+    ? (token.aud as string[])
+    : typeof token.aud === 'string'
+      ? [token.aud]
+      : [];
 }
 
 /**
@@ -56,6 +60,8 @@ export function providerConfiguration(
     // Clients come from the store (the Client model), never from static configuration.
     clients: [],
     findAccount: findAccount(store.users),
+    // Consent is remembered per account and client; first-party clients skip it (accounts.ts).
+    loadExistingGrant: loadExistingGrant(new RememberedConsents(store)),
     jwks: providerJwks(snapshot.ring) as Configuration['jwks'],
     cookies: { keys: store.box.cookieKeys(), long: cookie, short: cookie },
     scopes: [...new Set([...OPENID_SCOPES, ...resourceScopes])],
@@ -73,7 +79,9 @@ export function providerConfiguration(
     },
     extraClientMetadata: { properties: ['resources', 'first_party', 'created_at'] },
     enabledJWA: {
-      idTokenSigningAlgValues: ['RS256', config.accessTokenAlg].filter((v, i, a) => a.indexOf(v) === i) as SigningAlg[],
+      idTokenSigningAlgValues: ['RS256', config.accessTokenAlg].filter(
+        (v, i, a) => a.indexOf(v) === i,
+      ) as SigningAlg[],
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
     },
     features: {
@@ -85,7 +93,8 @@ export function providerConfiguration(
         // (resources) it is registered for, e.g. a resource server checking revocation.
         allowedPolicy: (_ctx, client, token) =>
           client.clientId === token.clientId ||
-          (client.clientAuthMethod !== 'none' && clientResourcesOf(client).some((r) => audiences(token).includes(r))),
+          (client.clientAuthMethod !== 'none' &&
+            clientResourcesOf(client).some((r) => audiences(token as { aud?: unknown }).includes(r))),
       },
       revocation: {
         enabled: true,
@@ -113,7 +122,7 @@ export function providerConfiguration(
     },
     // PKCE (RFC 7636) for every authorization code request; oidc-provider only knows S256.
     pkce: { required: () => true },
-    formats: { customizers: { jwt: recordJwtAccessTokens(store.keys) as never } },
+    formats: { customizers: { jwt: recordJwtAccessTokens(store.kv, store.keys) as never } },
     rotateRefreshToken: true,
     async issueRefreshToken(_ctx, client, code) {
       return client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access');

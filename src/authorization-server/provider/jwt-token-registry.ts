@@ -1,6 +1,7 @@
 import { parse as parseQuery } from 'node:querystring';
 import { compactVerify, createLocalJWKSet, decodeProtectedHeader, type JWK } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { Kv } from '../storage/kv.ts';
 import type { KeyNames } from '../storage/redis-keys.ts';
 
 /**
@@ -27,7 +28,7 @@ interface TokenModel {
 }
 
 /** formats.customizers.jwt: records the token as it is issued. */
-export function recordJwtAccessTokens(keys: KeyNames) {
+export function recordJwtAccessTokens(kv: Kv, keys: KeyNames) {
   return async (_ctx: unknown, token: unknown, jwt: { payload: Record<string, unknown> }) => {
     const model = token as TokenModel;
     const payload: Record<string, unknown> = {};
@@ -39,7 +40,10 @@ export function recordJwtAccessTokens(keys: KeyNames) {
     payload.jti = reference;
     payload.exp = exp;
     payload.iat = Number(jwt.payload.iat);
-    await model.adapter.upsert(reference, payload, Math.max(1, exp - Math.floor(Date.now() / 1000)));
+    const ttl = Math.max(1, exp - Math.floor(Date.now() / 1000));
+    await model.adapter.upsert(reference, payload, ttl);
+    const kid = (model.resourceServer as { jwt?: { sign?: { kid?: string } } } | undefined)?.jwt?.sign?.kid;
+    if (kid) await kv.addToSet(keys.signedBy(kid), keys.model(model.kind, reference), ttl);
   };
 }
 
@@ -70,10 +74,19 @@ function looksLikeJws(value: unknown): value is string {
  * against our published keys is swapped for a value that matches nothing: inactive, and for
  * revocation the 200 that RFC 7009 §2.2 asks for with an invalid token.
  */
-export function jwtTokenRegistryBridge(keys: KeyNames, publicJwks: JWK[], paths: { introspection: string; revocation: string }) {
+export function jwtTokenRegistryBridge(
+  keys: KeyNames,
+  publicJwks: JWK[],
+  paths: { introspection: string; revocation: string },
+) {
   const keySet = createLocalJWKSet({ keys: publicJwks });
   return async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
-    const route = ctx.path === paths.introspection ? 'introspection' : ctx.path === paths.revocation ? 'revocation' : undefined;
+    const route =
+      ctx.path === paths.introspection
+        ? 'introspection'
+        : ctx.path === paths.revocation
+          ? 'revocation'
+          : undefined;
     if (!route || ctx.method !== 'POST' || !ctx.is('application/x-www-form-urlencoded')) return next();
 
     const form = await readForm(ctx);

@@ -70,7 +70,13 @@ export class ProviderHost {
     this.#handler = handler;
     this.#snapshot = snapshot;
     const signing = ring.keys.filter((k) => k.status === 'current').map((k) => `${k.alg}:${k.kid}`);
-    if (before?.join() !== ring.keys.filter((k) => k.status === 'current').map((k) => k.kid).join()) {
+    if (
+      before?.join() !==
+      ring.keys
+        .filter((k) => k.status === 'current')
+        .map((k) => k.kid)
+        .join()
+    ) {
       logger.info({ signing }, 'signing keys loaded');
     }
   }
@@ -91,7 +97,9 @@ export class ProviderHost {
         { introspection: '/token/introspection', revocation: '/token/revocation' },
       ),
     );
-    provider.on('server_error', (_ctx, error) => logger.error({ err: describe(error) }, 'oidc-provider server error'));
+    provider.on('server_error', (_ctx, error) =>
+      logger.error({ err: describe(error) }, 'oidc-provider server error'),
+    );
     return provider;
   }
 }

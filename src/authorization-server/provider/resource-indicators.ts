@@ -26,7 +26,12 @@ function requestedScopes(ctx: KoaContextWithOIDC): Set<string> {
  * (first) resource applies to client credentials, and to the authorization code flow when the
  * requested scopes include that resource's scopes. Anything else is `invalid_target`.
  */
-export function resourceIndicators({ resources, accessTokenTtl, accessTokenAlg, signingKid }: ResourcePolicyOptions) {
+export function resourceIndicators({
+  resources,
+  accessTokenTtl,
+  accessTokenAlg,
+  signingKid,
+}: ResourcePolicyOptions) {
   return {
     enabled: true,
 
@@ -47,7 +52,11 @@ export function resourceIndicators({ resources, accessTokenTtl, accessTokenAlg, 
       return model.kind === 'AuthorizationCode';
     },
 
-    async getResourceServerInfo(ctx: KoaContextWithOIDC, indicator: string, client: Client): Promise<ResourceServer> {
+    async getResourceServerInfo(
+      ctx: KoaContextWithOIDC,
+      indicator: string,
+      client: Client,
+    ): Promise<ResourceServer> {
       const allowed = new Set((client.scope ?? '').split(' '));
       // oidc-provider ignores scopes it has never heard of (OIDC Core §3.1.2.1); for an API token
       // SPEC wants them refused, never silently dropped.

@@ -6,7 +6,11 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
  */
 const CORRECTIONS: { description: string; status: number; error: string }[] = [
   // "The authenticated client is not authorized to use this authorization grant type."
-  { description: 'requested grant type is not allowed for this client', status: 400, error: 'unauthorized_client' },
+  {
+    description: 'requested grant type is not allowed for this client',
+    status: 400,
+    error: 'unauthorized_client',
+  },
   // "Client authentication failed (e.g., ... no client authentication included ...)".
   { description: 'no client authentication mechanism provided', status: 401, error: 'invalid_client' },
 ];

@@ -153,7 +153,8 @@ export class ClientStore {
   }
 
   async remove(id: string): Promise<void> {
-    if (!(await this.#kv.hashDelete(this.#keys.clientIndex(), id))) throw new NotFoundError(`no client ${id}`);
+    if (!(await this.#kv.hashDelete(this.#keys.clientIndex(), id)))
+      throw new NotFoundError(`no client ${id}`);
     await this.#kv.del(this.#keys.model('Client', id));
   }
 
@@ -161,7 +162,9 @@ export class ClientStore {
     const client = await this.get(id);
     if (!client) throw new NotFoundError(`no client ${id}`);
     if (!client.token_endpoint_auth_method.startsWith('client_secret')) {
-      throw new InvalidInputError(`client ${id} authenticates with ${client.token_endpoint_auth_method}: it has no secret`);
+      throw new InvalidInputError(
+        `client ${id} authenticates with ${client.token_endpoint_auth_method}: it has no secret`,
+      );
     }
     const secret = newSecret();
     await this.#write({ ...client, client_secret: secret });
@@ -174,13 +177,18 @@ export class ClientStore {
   }
 
   async #checkScopesAndResources(scope: string[], resourceUris: string[]): Promise<void> {
-    const resources = await Promise.all(resourceUris.map(async (uri) => [uri, await this.#resources.get(uri)] as const));
+    const resources = await Promise.all(
+      resourceUris.map(async (uri) => [uri, await this.#resources.get(uri)] as const),
+    );
     const missing = resources.filter(([, r]) => !r).map(([uri]) => uri);
-    if (missing.length) throw new InvalidInputError(`unknown resource ${missing.join(', ')}: add it first (resources add)`);
+    if (missing.length)
+      throw new InvalidInputError(`unknown resource ${missing.join(', ')}: add it first (resources add)`);
     const allowed = new Set<string>([...OPENID_SCOPES, ...resources.flatMap(([, r]) => r?.scopes ?? [])]);
     const unknown = scope.filter((s) => !allowed.has(s));
     if (unknown.length) {
-      throw new InvalidInputError(`scope ${unknown.join(' ')} belongs to none of the client's resources nor OpenID Connect`);
+      throw new InvalidInputError(
+        `scope ${unknown.join(' ')} belongs to none of the client's resources nor OpenID Connect`,
+      );
     }
   }
 }

@@ -38,6 +38,10 @@ export interface Kv {
   hashDelete(key: string, field: string): Promise<boolean>;
   hashGetAll(key: string): Promise<Record<string, string>>;
 
+  /** Prepends to a capped list (newest first), keeping at most `max` entries. */
+  pushCapped(key: string, value: string, max: number): Promise<void>;
+  listRange(key: string, count: number): Promise<string[]>;
+
   publish(channel: string, message: string): Promise<void>;
   /** Calls onMessage for each message on the channel until the returned function is called. */
   subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;

@@ -126,6 +126,16 @@ export class MemoryKv implements Kv {
     return Object.fromEntries(this.#map(key, false) ?? []);
   }
 
+  async pushCapped(key: string, value: string, max: number): Promise<void> {
+    const current = (await this.get(key)) ?? '[]';
+    const list = [value, ...(JSON.parse(current) as string[])].slice(0, max);
+    this.#put(key, JSON.stringify(list));
+  }
+
+  async listRange(key: string, count: number): Promise<string[]> {
+    return (JSON.parse((await this.get(key)) ?? '[]') as string[]).slice(0, count);
+  }
+
   async publish(channel: string, message: string): Promise<void> {
     this.#bus.emit(channel, message);
   }

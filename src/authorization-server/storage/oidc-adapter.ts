@@ -5,7 +5,12 @@ import type { KeyNames } from './redis-keys.ts';
 import type { SealedBox } from './sealed-box.ts';
 
 /** Models whose records are single-use; a second consume is a replay (RFC 6749 §4.1.2, §10.4). */
-const CONSUMABLE = new Set(['AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']);
+const CONSUMABLE = new Set([
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+]);
 
 export interface AdapterDeps {
   kv: Kv;

@@ -76,6 +76,16 @@ export class KeyNames {
     return this.#hash('jwt-reference', jti);
   }
 
+  /** Admin actions, newest first (sealed entries). */
+  auditLog(): string {
+    return `${this.prefix}audit-log`;
+  }
+
+  /** References of the JWT access tokens one key signed, for an emergency rotation to revoke. */
+  signedBy(kid: string): string {
+    return `${this.prefix}signed-by:${kid}`;
+  }
+
   rateLimit(name: string): string {
     return `${this.prefix}rate-limit:${name}`;
   }

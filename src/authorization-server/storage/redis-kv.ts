@@ -84,7 +84,18 @@ export class RedisKv implements Kv {
   }
 
   async compareAndSet(key: string, expected: string | undefined, value: string): Promise<boolean> {
-    return Number(await this.client.eval(COMPARE_AND_SET, 1, key, expected === undefined ? '' : '1', expected ?? '', value)) === 1;
+    return (
+      Number(
+        await this.client.eval(
+          COMPARE_AND_SET,
+          1,
+          key,
+          expected === undefined ? '' : '1',
+          expected ?? '',
+          value,
+        ),
+      ) === 1
+    );
   }
 
   async incr(key: string): Promise<number> {
@@ -123,6 +134,18 @@ export class RedisKv implements Kv {
     return this.client.hgetall(key);
   }
 
+  async pushCapped(key: string, value: string, max: number): Promise<void> {
+    await this.client
+      .multi()
+      .lpush(key, value)
+      .ltrim(key, 0, max - 1)
+      .exec();
+  }
+
+  async listRange(key: string, count: number): Promise<string[]> {
+    return this.client.lrange(key, 0, count - 1);
+  }
+
   async publish(channel: string, message: string): Promise<void> {
     await this.client.publish(channel, message);
   }
@@ -131,7 +154,10 @@ export class RedisKv implements Kv {
     if (!this.#subscriber) {
       // A subscribed connection can do nothing else, so it gets its own; it waits for Redis
       // without a command timeout.
-      this.#subscriber = new Redis(this.#url, redisOptions({ commandTimeout: undefined, maxRetriesPerRequest: null }));
+      this.#subscriber = new Redis(
+        this.#url,
+        redisOptions({ commandTimeout: undefined, maxRetriesPerRequest: null }),
+      );
       this.#subscriber.on('error', () => {});
     }
     const subscriber = this.#subscriber;

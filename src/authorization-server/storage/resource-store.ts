@@ -26,7 +26,10 @@ const resourceInput = z.object({
       z
         .string()
         .regex(SCOPE_TOKEN, 'scope values are RFC 6749 scope-tokens')
-        .refine((s) => !(OPENID_SCOPES as readonly string[]).includes(s), 'OpenID Connect scopes are not resource scopes'),
+        .refine(
+          (s) => !(OPENID_SCOPES as readonly string[]).includes(s),
+          'OpenID Connect scopes are not resource scopes',
+        ),
     )
     .min(1, 'at least one scope'),
   token_ttl: z.number().int().min(30).max(86_400).optional(),
@@ -55,7 +58,11 @@ export class ResourceStore {
   async add(input: { uri: string; scopes: string[]; token_ttl?: number }): Promise<Resource> {
     const parsed = resourceInput.safeParse(input);
     if (!parsed.success) throw new InvalidInputError(validationMessage(parsed.error));
-    const resource: Resource = { ...parsed.data, scopes: [...new Set(parsed.data.scopes)], created_at: new Date().toISOString() };
+    const resource: Resource = {
+      ...parsed.data,
+      scopes: [...new Set(parsed.data.scopes)],
+      created_at: new Date().toISOString(),
+    };
     await this.#kv.hashSet(this.#keys.resources(), resource.uri, JSON.stringify(resource));
     await this.#onChange();
     return resource;
@@ -74,7 +81,8 @@ export class ResourceStore {
   }
 
   async remove(uri: string): Promise<void> {
-    if (!(await this.#kv.hashDelete(this.#keys.resources(), uri))) throw new NotFoundError(`no resource ${uri}`);
+    if (!(await this.#kv.hashDelete(this.#keys.resources(), uri)))
+      throw new NotFoundError(`no resource ${uri}`);
     await this.#onChange();
   }
 }

@@ -2,12 +2,13 @@ import type { Config } from '../../config/config.ts';
 import { loadStoreSecrets, type StoreSecrets } from '../../config/secrets.ts';
 import { KeyRingStore } from '../keys/key-ring-store.ts';
 import { families } from '../keys/signing-key-ring.ts';
+import { AuditLog } from './audit-log.ts';
 import { ChangeFeed } from './change-feed.ts';
 import { ClientStore } from './client-store.ts';
 import type { Kv } from './kv.ts';
 import { MemoryKv } from './memory-kv.ts';
-import { RedisKv } from './redis-kv.ts';
 import { KeyNames } from './redis-keys.ts';
+import { RedisKv } from './redis-kv.ts';
 import { ResourceStore } from './resource-store.ts';
 import { SealedBox } from './sealed-box.ts';
 import { UserStore } from './user-store.ts';
@@ -25,6 +26,7 @@ export interface Store {
   clients: ClientStore;
   users: UserStore;
   keyRing: KeyRingStore;
+  audit: AuditLog;
   secrets: StoreSecrets;
   close(): Promise<void>;
 }
@@ -48,6 +50,7 @@ export function openStore(config: Config, kv?: Kv): Store {
       algs: families(config.accessTokenAlg),
       maxTokenLifetimeSeconds: MAX_SIGNED_TOKEN_LIFETIME_SECONDS,
     }),
+    audit: new AuditLog(backend, keys, box),
     secrets,
     close: () => backend.close(),
   };

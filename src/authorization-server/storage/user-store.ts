@@ -10,7 +10,12 @@ import type { SealedBox } from './sealed-box.ts';
  * argon2id at OWASP's minimum profile (19 MiB, t=2, p=1): `npm run bench` measures it beside the
  * stronger profiles. Hashing runs on libuv's thread pool, off the event loop.
  */
-export const PASSWORD_HASH_OPTIONS = { type: argon2.argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
+export const PASSWORD_HASH_OPTIONS = {
+  type: argon2.argon2id,
+  memoryCost: 19_456,
+  timeCost: 2,
+  parallelism: 1,
+} as const;
 
 export interface User {
   sub: string;
@@ -25,7 +30,10 @@ export interface User {
 export type UserView = Omit<User, 'password_hash'>;
 
 const email = z.email({ error: 'a valid --email' }).max(254);
-const password = z.string().min(12, 'passwords have at least 12 characters').max(1024, 'passwords have at most 1024 characters');
+const password = z
+  .string()
+  .min(12, 'passwords have at least 12 characters')
+  .max(1024, 'passwords have at most 1024 characters');
 const name = z.string().trim().min(1).max(200).optional();
 
 export function normalizeEmail(value: string): string {
@@ -71,7 +79,10 @@ export class UserStore {
   }
 
   async findByEmail(address: string): Promise<User | undefined> {
-    const sub = await this.#kv.hashGet(this.#keys.userEmails(), this.#keys.emailHash(normalizeEmail(address)));
+    const sub = await this.#kv.hashGet(
+      this.#keys.userEmails(),
+      this.#keys.emailHash(normalizeEmail(address)),
+    );
     return sub ? this.findBySub(sub) : undefined;
   }
 
@@ -93,7 +104,11 @@ export class UserStore {
     const user = await this.findByEmail(address);
     if (!user) throw new NotFoundError(`no user ${normalizeEmail(address)}`);
     const secret = parse(password, newPassword);
-    const updated = { ...user, password_hash: await argon2.hash(secret, PASSWORD_HASH_OPTIONS), updated_at: new Date().toISOString() };
+    const updated = {
+      ...user,
+      password_hash: await argon2.hash(secret, PASSWORD_HASH_OPTIONS),
+      updated_at: new Date().toISOString(),
+    };
     await this.#write(updated);
     return view(updated);
   }
@@ -123,7 +138,11 @@ export class UserStore {
   }
 
   async #write(user: User): Promise<void> {
-    await this.#kv.hashSet(this.#keys.users(), user.sub, this.#box.sealJson(user, `${this.#keys.users()}/${user.sub}`));
+    await this.#kv.hashSet(
+      this.#keys.users(),
+      user.sub,
+      this.#box.sealJson(user, `${this.#keys.users()}/${user.sub}`),
+    );
   }
 }
 

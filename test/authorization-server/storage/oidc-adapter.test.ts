@@ -1,13 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import test from 'ava';
 import type { Redis } from 'ioredis';
-import { createAdapterClass } from '../../../src/authorization-server/storage/oidc-adapter.ts';
-import { RedisKv } from '../../../src/authorization-server/storage/redis-kv.ts';
-import { KeyNames } from '../../../src/authorization-server/storage/redis-keys.ts';
-import { SealedBox } from '../../../src/authorization-server/storage/sealed-box.ts';
-import { MemoryKv } from '../../../src/authorization-server/storage/memory-kv.ts';
 import type { Kv } from '../../../src/authorization-server/storage/kv.ts';
-import { connectRedis, deletePrefix, dumpPrefix, keysUnder, REDIS_URL, testPrefix } from '../../support/redis.ts';
+import { MemoryKv } from '../../../src/authorization-server/storage/memory-kv.ts';
+import { createAdapterClass } from '../../../src/authorization-server/storage/oidc-adapter.ts';
+import { KeyNames } from '../../../src/authorization-server/storage/redis-keys.ts';
+import { RedisKv } from '../../../src/authorization-server/storage/redis-kv.ts';
+import { SealedBox } from '../../../src/authorization-server/storage/sealed-box.ts';
+import {
+  connectRedis,
+  deletePrefix,
+  dumpPrefix,
+  keysUnder,
+  REDIS_URL,
+  testPrefix,
+} from '../../support/redis.ts';
 
 const prefix = testPrefix('adapter');
 const box = new SealedBox({ current: randomBytes(32), source: 'env' });
@@ -73,8 +80,14 @@ test('findByUid and findByUserCode find through their indexes', async (t) => {
 test('consume is atomic: racing instances see exactly one success', async (t) => {
   const [first, second] = [adapterClass(kvs[0]), adapterClass(kvs[1])];
   const code = id();
-  await new first('AuthorizationCode').upsert(code, { jti: code, kind: 'AuthorizationCode', grantId: id() }, 60);
-  const attempts = Array.from({ length: 20 }, (_, i) => new (i % 2 ? first : second)('AuthorizationCode').consume(code));
+  await new first('AuthorizationCode').upsert(
+    code,
+    { jti: code, kind: 'AuthorizationCode', grantId: id() },
+    60,
+  );
+  const attempts = Array.from({ length: 20 }, (_, i) =>
+    new (i % 2 ? first : second)('AuthorizationCode').consume(code),
+  );
   const results = await Promise.allSettled(attempts);
   t.is(results.filter((r) => r.status === 'fulfilled').length, 1);
   for (const failure of results.filter((r) => r.status === 'rejected')) {
@@ -112,7 +125,11 @@ test('revokeByGrantId removes every token of the grant and nothing else', async 
     await new Adapter(model).upsert(jti, { jti, kind: model, grantId }, 120);
   }
   const survivor = id();
-  await new Adapter('AccessToken').upsert(survivor, { jti: survivor, kind: 'AccessToken', grantId: other }, 120);
+  await new Adapter('AccessToken').upsert(
+    survivor,
+    { jti: survivor, kind: 'AccessToken', grantId: other },
+    120,
+  );
 
   await new Adapter('RefreshToken').revokeByGrantId(grantId);
 
@@ -132,11 +149,20 @@ test('destroy removes the record', async (t) => {
 test('at rest: no id, grant id, uid or payload value appears in key names or values', async (t) => {
   const Adapter = adapterClass();
   const secrets = { jti: id(), grantId: id(), uid: id(), accountId: `usr_${id()}`, code: id() };
-  await new Adapter('Session').upsert(secrets.jti, { jti: secrets.jti, kind: 'Session', uid: secrets.uid, accountId: secrets.accountId }, 60);
-  await new Adapter('AuthorizationCode').upsert(secrets.code, { jti: secrets.code, kind: 'AuthorizationCode', grantId: secrets.grantId, accountId: secrets.accountId }, 60);
+  await new Adapter('Session').upsert(
+    secrets.jti,
+    { jti: secrets.jti, kind: 'Session', uid: secrets.uid, accountId: secrets.accountId },
+    60,
+  );
+  await new Adapter('AuthorizationCode').upsert(
+    secrets.code,
+    { jti: secrets.code, kind: 'AuthorizationCode', grantId: secrets.grantId, accountId: secrets.accountId },
+    60,
+  );
   const dump = await dumpPrefix(redis, prefix);
   t.true((await keysUnder(redis, prefix)).length > 0);
-  for (const [name, value] of Object.entries(secrets)) t.false(dump.includes(value), `${name} readable at rest`);
+  for (const [name, value] of Object.entries(secrets))
+    t.false(dump.includes(value), `${name} readable at rest`);
 });
 
 test('a value moved to another key no longer decrypts (ciphertext bound to its key)', async (t) => {
@@ -155,7 +181,13 @@ test('the in-process store behaves the same for consume and grant revocation', a
   const grantId = id();
   const code = id();
   await new Adapter('AuthorizationCode').upsert(code, { jti: code, kind: 'AuthorizationCode', grantId }, 60);
-  const results = await Promise.allSettled([1, 2, 3].map(() => new Adapter('AuthorizationCode').consume(code)));
+  const results = await Promise.allSettled(
+    [1, 2, 3].map(() => new Adapter('AuthorizationCode').consume(code)),
+  );
   t.is(results.filter((r) => r.status === 'fulfilled').length, 1);
-  t.is(await new Adapter('AuthorizationCode').find(code), undefined, 'the replay revoked the grant, code included');
+  t.is(
+    await new Adapter('AuthorizationCode').find(code),
+    undefined,
+    'the replay revoked the grant, code included',
+  );
 });

@@ -1,0 +1,84 @@
+import { createLocalJWKSet, errors as joseErrors, jwtVerify } from 'jose';
+import type { Context, Next } from 'koa';
+import type { Config } from '../../config/config.ts';
+import { publicJwk } from '../keys/signing-key-ring.ts';
+import type { ProviderHost } from '../provider/provider-host.ts';
+import type { Store } from '../storage/store.ts';
+
+export const ADMIN_SCOPES = ['admin:keys', 'admin:clients', 'admin:users'] as const;
+export type AdminScope = (typeof ADMIN_SCOPES)[number];
+
+export interface AdminCaller {
+  sub: string;
+  clientId: string;
+  scopes: Set<string>;
+}
+
+function challenge(ctx: Context, status: 400 | 401 | 403, error?: string, description?: string, scope?: string) {
+  const params = [
+    'realm="admin"',
+    ...(error ? [`error="${error}"`] : []),
+    ...(description ? [`error_description="${description}"`] : []),
+    ...(scope ? [`scope="${scope}"`] : []),
+  ];
+  ctx.status = status;
+  ctx.set('WWW-Authenticate', `Bearer ${params.join(', ')}`);
+  ctx.body = error ? { error, error_description: description } : { error: 'unauthorized', error_description: 'a bearer token is required' };
+}
+
+/**
+ * The admin API accepts only this server's own JWT access tokens for the admin audience, verified
+ * in-process against the live key ring (RFC 9068 §4), and only while their registry record exists:
+ * a revoked admin token stops working at once.
+ */
+export function adminAuthentication(config: Config, store: Store, host: ProviderHost, audience: string) {
+  let cached: { ring: unknown; keySet: ReturnType<typeof createLocalJWKSet> } | undefined;
+  const keySet = () => {
+    const ring = host.snapshot?.ring;
+    if (!ring) throw new Error('keys not loaded');
+    if (cached?.ring !== ring) cached = { ring, keySet: createLocalJWKSet({ keys: ring.keys.map((k) => publicJwk(k.jwk)) }) };
+    return cached.keySet;
+  };
+
+  return async function authenticateAdmin(ctx: Context, next: Next) {
+    const header = ctx.get('authorization');
+    if (!header) return challenge(ctx, 401);
+    const match = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i.exec(header);
+    if (!match?.[1]) return challenge(ctx, 400, 'invalid_request', 'malformed Authorization header');
+    try {
+      const { payload } = await jwtVerify(match[1], keySet(), {
+        issuer: config.issuer,
+        audience,
+        typ: 'at+jwt',
+        algorithms: [config.accessTokenAlg],
+        requiredClaims: ['jti', 'exp', 'iat', 'sub', 'client_id'],
+        clockTolerance: 5,
+      });
+      const reference = store.keys.jwtReference(String(payload.jti));
+      const live = await Promise.all(
+        ['ClientCredentials', 'AccessToken'].map((model) => store.kv.getRecord(store.keys.model(model, reference))),
+      );
+      if (!live.some(Boolean)) return challenge(ctx, 401, 'invalid_token', 'the token was revoked');
+      ctx.state.admin = {
+        sub: String(payload.sub),
+        clientId: String(payload.client_id),
+        scopes: new Set(String(payload.scope ?? '').split(' ').filter(Boolean)),
+      } satisfies AdminCaller;
+    } catch (error) {
+      if (error instanceof joseErrors.JOSEError) return challenge(ctx, 401, 'invalid_token', 'the access token is invalid');
+      throw error;
+    }
+    await next();
+  };
+}
+
+/** Least privilege per route: each route names the one scope it needs. */
+export function requireScope(scope: AdminScope) {
+  return async function checkScope(ctx: Context, next: Next) {
+    const caller = ctx.state.admin as AdminCaller | undefined;
+    if (!caller?.scopes.has(scope)) {
+      return challenge(ctx, 403, 'insufficient_scope', `this route needs ${scope}`, scope);
+    }
+    await next();
+  };
+}

@@ -1,0 +1,38 @@
+/**
+ * The limits table. Failed sign-ins are slowed with backoff rather than locked for good: a
+ * permanent lock would let anyone shut a victim out by typing wrong passwords on purpose. Every
+ * counter lives in the store (Redis), so all instances enforce one budget.
+ */
+export interface BackoffPolicy {
+  /** Key namespace under `rate-limit:`. */
+  name: string;
+  /** Failures allowed before any delay. */
+  freeFailures: number;
+  /** Delay after the first failure past the free ones; it doubles with each further failure. */
+  firstDelaySeconds: number;
+  maxDelaySeconds: number;
+  /** How long failures are remembered (from the first one). */
+  memorySeconds: number;
+}
+
+export const LOGIN_LIMITS = {
+  /** Per account (keyed by the email's keyed hash, whether or not the account exists). */
+  account: {
+    name: 'login-account',
+    freeFailures: 5,
+    firstDelaySeconds: 30,
+    maxDelaySeconds: 15 * 60,
+    memorySeconds: 24 * 3600,
+  },
+  /** Per client IP: catches one source spraying many accounts. */
+  ip: {
+    name: 'login-ip',
+    freeFailures: 20,
+    firstDelaySeconds: 60,
+    maxDelaySeconds: 3600,
+    memorySeconds: 3600,
+  },
+} as const satisfies Record<string, BackoffPolicy>;
+
+/** `/token` requests per client are counted over this window (TOKEN_RATE_LIMIT per window). */
+export const TOKEN_LIMIT_WINDOW_SECONDS = 60;
