@@ -42,10 +42,19 @@ logger.info(
 let adminServer: Server | undefined;
 if (config.adminPort && config.adminAudience) {
   await ensureAdminResource(store, config.adminAudience);
-  const admin = buildAdminApp({ config, store, host, logger: logger.child({ surface: 'admin' }), audience: config.adminAudience });
+  const admin = buildAdminApp({
+    config,
+    store,
+    host,
+    logger: logger.child({ surface: 'admin' }),
+    audience: config.adminAudience,
+  });
   adminServer = admin.listen(config.adminPort, config.adminHost);
   await once(adminServer, 'listening');
-  logger.info({ port: config.adminPort, host: config.adminHost, audience: config.adminAudience }, 'admin API listening');
+  logger.info(
+    { port: config.adminPort, host: config.adminHost, audience: config.adminAudience },
+    'admin API listening',
+  );
 }
 
 const rotationTimer = config.keyRotationInterval
@@ -54,7 +63,9 @@ const rotationTimer = config.keyRotationInterval
         void store.keyRing
           .rotateIfDue(config.keyRotationInterval as number)
           .then((rotated) => rotated && logger.info('signing keys rotated on schedule'))
-          .catch((error) => logger.warn({ err: describe(error) }, 'scheduled key rotation failed; will retry')),
+          .catch((error) =>
+            logger.warn({ err: describe(error) }, 'scheduled key rotation failed; will retry'),
+          ),
       Math.min(60_000, (config.keyRotationInterval * 1000) / 10),
     )
   : undefined;
@@ -71,11 +82,13 @@ async function shutdown(signal: string): Promise<void> {
   }, 10_000);
   force.unref();
   if (rotationTimer) clearInterval(rotationTimer);
-  const closed = [server, adminServer].filter((s): s is Server => s !== undefined).map((s) => {
-    s.close();
-    s.closeIdleConnections();
-    return once(s, 'close');
-  });
+  const closed = [server, adminServer]
+    .filter((s): s is Server => s !== undefined)
+    .map((s) => {
+      s.close();
+      s.closeIdleConnections();
+      return once(s, 'close');
+    });
   await Promise.all(closed);
   await host.stop();
   await store.close();

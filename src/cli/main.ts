@@ -56,7 +56,12 @@ function run<A extends unknown[]>(
     const audit = {
       actor: `cli:${userInfo().username}`,
       action: `${command.parent?.name()}.${command.name()}`,
-      target: typeof args[0] === 'string' ? args[0] : ((args[0] as { id?: string; uri?: string; email?: string }).id ?? (args[0] as { uri?: string }).uri ?? (args[0] as { email?: string }).email),
+      target:
+        typeof args[0] === 'string'
+          ? args[0]
+          : ((args[0] as { id?: string; uri?: string; email?: string }).id ??
+            (args[0] as { uri?: string }).uri ??
+            (args[0] as { email?: string }).email),
       source: 'cli',
     };
     try {
@@ -64,7 +69,12 @@ function run<A extends unknown[]>(
       await store.audit.record({ ...audit, outcome: 'ok' });
       process.stdout.write(json ? `${JSON.stringify(result.json)}\n` : `${result.text}\n`);
     } catch (error) {
-      await store.audit.record({ ...audit, outcome: error instanceof AppError || error instanceof KeyRingError ? 'refused' : 'failed' }).catch(() => {});
+      await store.audit
+        .record({
+          ...audit,
+          outcome: error instanceof AppError || error instanceof KeyRingError ? 'refused' : 'failed',
+        })
+        .catch(() => {});
       throw error;
     } finally {
       await store.close();

@@ -14,7 +14,13 @@ export interface AdminCaller {
   scopes: Set<string>;
 }
 
-function challenge(ctx: Context, status: 400 | 401 | 403, error?: string, description?: string, scope?: string) {
+function challenge(
+  ctx: Context,
+  status: 400 | 401 | 403,
+  error?: string,
+  description?: string,
+  scope?: string,
+) {
   const params = [
     'realm="admin"',
     ...(error ? [`error="${error}"`] : []),
@@ -23,7 +29,9 @@ function challenge(ctx: Context, status: 400 | 401 | 403, error?: string, descri
   ];
   ctx.status = status;
   ctx.set('WWW-Authenticate', `Bearer ${params.join(', ')}`);
-  ctx.body = error ? { error, error_description: description } : { error: 'unauthorized', error_description: 'a bearer token is required' };
+  ctx.body = error
+    ? { error, error_description: description }
+    : { error: 'unauthorized', error_description: 'a bearer token is required' };
 }
 
 /**
@@ -36,7 +44,8 @@ export function adminAuthentication(config: Config, store: Store, host: Provider
   const keySet = () => {
     const ring = host.snapshot?.ring;
     if (!ring) throw new Error('keys not loaded');
-    if (cached?.ring !== ring) cached = { ring, keySet: createLocalJWKSet({ keys: ring.keys.map((k) => publicJwk(k.jwk)) }) };
+    if (cached?.ring !== ring)
+      cached = { ring, keySet: createLocalJWKSet({ keys: ring.keys.map((k) => publicJwk(k.jwk)) }) };
     return cached.keySet;
   };
 
@@ -56,16 +65,23 @@ export function adminAuthentication(config: Config, store: Store, host: Provider
       });
       const reference = store.keys.jwtReference(String(payload.jti));
       const live = await Promise.all(
-        ['ClientCredentials', 'AccessToken'].map((model) => store.kv.getRecord(store.keys.model(model, reference))),
+        ['ClientCredentials', 'AccessToken'].map((model) =>
+          store.kv.getRecord(store.keys.model(model, reference)),
+        ),
       );
       if (!live.some(Boolean)) return challenge(ctx, 401, 'invalid_token', 'the token was revoked');
       ctx.state.admin = {
         sub: String(payload.sub),
         clientId: String(payload.client_id),
-        scopes: new Set(String(payload.scope ?? '').split(' ').filter(Boolean)),
+        scopes: new Set(
+          String(payload.scope ?? '')
+            .split(' ')
+            .filter(Boolean),
+        ),
       } satisfies AdminCaller;
     } catch (error) {
-      if (error instanceof joseErrors.JOSEError) return challenge(ctx, 401, 'invalid_token', 'the access token is invalid');
+      if (error instanceof joseErrors.JOSEError)
+        return challenge(ctx, 401, 'invalid_token', 'the access token is invalid');
       throw error;
     }
     await next();

@@ -9,7 +9,13 @@ import { KeyRingError, summarize } from '../keys/signing-key-ring.ts';
 import { describe, type ProviderHost } from '../provider/provider-host.ts';
 import { AUTH_METHODS, GRANTS } from '../storage/client-store.ts';
 import type { Store } from '../storage/store.ts';
-import { ADMIN_SCOPES, type AdminCaller, type AdminScope, adminAuthentication, requireScope } from './admin-auth.ts';
+import {
+  ADMIN_SCOPES,
+  type AdminCaller,
+  type AdminScope,
+  adminAuthentication,
+  requireScope,
+} from './admin-auth.ts';
 
 export interface AdminAppDeps {
   config: Config;
@@ -33,14 +39,19 @@ const clientBody = z
     first_party: z.boolean().optional(),
   })
   .strict();
-const resourceBody = z.object({ uri: z.string(), scope: z.string(), token_ttl: z.number().int().optional() }).strict();
+const resourceBody = z
+  .object({ uri: z.string(), scope: z.string(), token_ttl: z.number().int().optional() })
+  .strict();
 const userBody = z.object({ email: z.string(), name: z.string().optional(), password: z.string() }).strict();
 const passwordBody = z.object({ password: z.string() }).strict();
 const rotateBody = z.object({ now: z.boolean().optional() }).strict();
 
 function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   const result = schema.safeParse(body ?? {});
-  if (!result.success) throw new InvalidInputError(result.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+  if (!result.success)
+    throw new InvalidInputError(
+      result.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
+    );
   return result.data;
 }
 
@@ -56,32 +67,46 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
   const router = new Router();
 
   /** Runs an admin action, then writes it to the audit log with its outcome. */
-  const action =
-    (scope: AdminScope, name: string, handler: (ctx: Context) => Promise<{ status?: number; body: unknown; target?: string }>) =>
-    [
-      requireScope(scope),
-      async function performAndAudit(ctx: Context) {
-        const caller = ctx.state.admin as AdminCaller;
-        const entry = { actor: `${caller.sub} via ${caller.clientId}`, action: name, source: ctx.ip };
-        try {
-          const result = await handler(ctx);
-          ctx.status = result.status ?? 200;
-          ctx.body = result.body;
-          await store.audit.record({ ...entry, target: result.target, outcome: 'ok' });
-        } catch (error) {
-          const refused = error instanceof AppError && error.status < 500;
-          await store.audit.record({ ...entry, target: ctx.params.id ?? ctx.params.kid ?? ctx.params.email, outcome: refused ? 'refused' : 'failed' });
-          throw error;
-        }
-      },
-    ];
+  const action = (
+    scope: AdminScope,
+    name: string,
+    handler: (ctx: Context) => Promise<{ status?: number; body: unknown; target?: string }>,
+  ) => [
+    requireScope(scope),
+    async function performAndAudit(ctx: Context) {
+      const caller = ctx.state.admin as AdminCaller;
+      const entry = { actor: `${caller.sub} via ${caller.clientId}`, action: name, source: ctx.ip };
+      try {
+        const result = await handler(ctx);
+        ctx.status = result.status ?? 200;
+        ctx.body = result.body;
+        await store.audit.record({ ...entry, target: result.target, outcome: 'ok' });
+      } catch (error) {
+        const refused = error instanceof AppError && error.status < 500;
+        await store.audit.record({
+          ...entry,
+          target: ctx.params.id ?? ctx.params.kid ?? ctx.params.email,
+          outcome: refused ? 'refused' : 'failed',
+        });
+        throw error;
+      }
+    },
+  ];
 
-  router.get('/keys', ...action('admin:keys', 'keys.list', async () => ({ body: { keys: summarize((await store.keyRing.read()) ?? { keys: [] }) } })));
+  router.get(
+    '/keys',
+    ...action('admin:keys', 'keys.list', async () => ({
+      body: { keys: summarize((await store.keyRing.read()) ?? { keys: [] }) },
+    })),
+  );
   router.post(
     '/keys/rotate',
     ...action('admin:keys', 'keys.rotate', async (ctx) => {
       const { now } = parse(rotateBody, ctx.request.body);
-      return { body: { keys: summarize(await store.keyRing.rotate(Boolean(now))) }, target: now ? 'emergency' : undefined };
+      return {
+        body: { keys: summarize(await store.keyRing.rotate(Boolean(now))) },
+        target: now ? 'emergency' : undefined,
+      };
     }),
   );
   router.post(
@@ -92,12 +117,21 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
     })),
   );
 
-  router.get('/resources', ...action('admin:clients', 'resources.list', async () => ({ body: { resources: await store.resources.list() } })));
+  router.get(
+    '/resources',
+    ...action('admin:clients', 'resources.list', async () => ({
+      body: { resources: await store.resources.list() },
+    })),
+  );
   router.post(
     '/resources',
     ...action('admin:clients', 'resources.add', async (ctx) => {
       const body = parse(resourceBody, ctx.request.body);
-      const resource = await store.resources.add({ uri: body.uri, scopes: scopes(body.scope), token_ttl: body.token_ttl });
+      const resource = await store.resources.add({
+        uri: body.uri,
+        scopes: scopes(body.scope),
+        token_ttl: body.token_ttl,
+      });
       return { status: 201, body: resource, target: resource.uri };
     }),
   );
@@ -110,7 +144,12 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
     }),
   );
 
-  router.get('/clients', ...action('admin:clients', 'clients.list', async () => ({ body: { clients: await store.clients.list() } })));
+  router.get(
+    '/clients',
+    ...action('admin:clients', 'clients.list', async () => ({
+      body: { clients: await store.clients.list() },
+    })),
+  );
   router.post(
     '/clients',
     ...action('admin:clients', 'clients.add', async (ctx) => {
@@ -129,7 +168,13 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
       return { status: 201, body: created, target: created.client_id };
     }),
   );
-  router.get('/clients/:id', ...action('admin:clients', 'clients.show', async (ctx) => ({ body: await store.clients.show(String(ctx.params.id)), target: ctx.params.id })));
+  router.get(
+    '/clients/:id',
+    ...action('admin:clients', 'clients.show', async (ctx) => ({
+      body: await store.clients.show(String(ctx.params.id)),
+      target: ctx.params.id,
+    })),
+  );
   router.delete(
     '/clients/:id',
     ...action('admin:clients', 'clients.remove', async (ctx) => {
@@ -145,7 +190,10 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
     })),
   );
 
-  router.get('/users', ...action('admin:users', 'users.list', async () => ({ body: { users: await store.users.list() } })));
+  router.get(
+    '/users',
+    ...action('admin:users', 'users.list', async () => ({ body: { users: await store.users.list() } })),
+  );
   router.post(
     '/users',
     ...action('admin:users', 'users.add', async (ctx) => {
@@ -175,12 +223,17 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
     ctx.set('X-Content-Type-Options', 'nosniff');
     try {
       await next();
-      if (ctx.status === 404 && !ctx.body) ctx.body = { error: 'not_found', error_description: 'no such route' };
-      if (ctx.status === 405) ctx.body = { error: 'method_not_allowed', error_description: 'method not allowed on this route' };
+      if (ctx.status === 404 && !ctx.body)
+        ctx.body = { error: 'not_found', error_description: 'no such route' };
+      if (ctx.status === 405)
+        ctx.body = { error: 'method_not_allowed', error_description: 'method not allowed on this route' };
     } catch (error) {
       if (error instanceof KeyRingError) {
         ctx.status = error.code === 'not_found' ? 404 : 409;
-        ctx.body = { error: error.code === 'not_found' ? 'not_found' : 'conflict', error_description: error.message };
+        ctx.body = {
+          error: error.code === 'not_found' ? 'not_found' : 'conflict',
+          error_description: error.message,
+        };
       } else if (error instanceof AppError && error.expose) {
         ctx.status = error.status;
         ctx.body = { error: error.code, error_description: error.message };
@@ -212,7 +265,10 @@ export async function ensureAdminResource(store: Store, audience: string): Promi
   const existing = await store.resources.get(audience);
   const missing = ADMIN_SCOPE_LIST.filter((s) => !existing?.scopes.includes(s));
   if (missing.length) {
-    await store.resources.add({ uri: audience, scopes: [...new Set([...(existing?.scopes ?? []), ...ADMIN_SCOPE_LIST])] });
+    await store.resources.add({
+      uri: audience,
+      scopes: [...new Set([...(existing?.scopes ?? []), ...ADMIN_SCOPE_LIST])],
+    });
   }
 }
 
