@@ -34,7 +34,7 @@ const schema = z.object({
   /** Access token lifetime when the resource sets none. */
   ACCESS_TOKEN_TTL: seconds.max(86_400).default(600),
   /** JWS algorithm of access tokens; ID tokens are always RS256 (OpenID Connect Core §15.1). */
-  ACCESS_TOKEN_ALG: z.enum(['ES256', 'EdDSA', 'RS256', 'PS256']).default('ES256'),
+  ACCESS_TOKEN_ALG: z.enum(['EdDSA', 'ES256', 'RS256', 'PS256']).default('EdDSA'),
   /** How often each instance checks the store for key and resource changes (pub/sub tells it sooner). */
   RELOAD_INTERVAL_MS: z.coerce.number().int().min(100).max(5000).default(2000),
   /** Admin API port; unset: no admin API. */
@@ -45,6 +45,8 @@ const schema = z.object({
   ADMIN_AUDIENCE: z.url({ protocol: /^https?$/ }).optional(),
   /** Rotate signing keys on this schedule (seconds); unset: only by hand. */
   KEY_ROTATION_INTERVAL: seconds.min(60).optional(),
+  /** `/token` requests allowed per client per minute, across all instances; 0 turns the limit off. */
+  TOKEN_RATE_LIMIT: z.coerce.number().int().min(0).max(1_000_000).default(600),
   /** Trust X-Forwarded-* headers (behind a reverse proxy). */
   TRUST_PROXY: z.stringbool().default(false),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -69,6 +71,7 @@ export interface Config {
   adminHost: string;
   adminAudience: string | undefined;
   keyRotationInterval: number | undefined;
+  tokenRateLimit: number;
   trustProxy: boolean;
   logLevel: Env['LOG_LEVEL'];
 }
@@ -115,6 +118,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     adminHost: e.ADMIN_HOST,
     adminAudience: e.ADMIN_AUDIENCE ?? (e.ADMIN_PORT ? `http://localhost:${e.ADMIN_PORT}` : undefined),
     keyRotationInterval: e.KEY_ROTATION_INTERVAL,
+    tokenRateLimit: e.TOKEN_RATE_LIMIT,
     trustProxy: e.TRUST_PROXY,
     logLevel: e.LOG_LEVEL,
   };

@@ -111,7 +111,7 @@ test('client credentials: an RFC 9068 JWT that verifies against the JWKS with ev
   const jwt = await m2mToken();
   const header = decodeProtectedHeader(jwt);
   t.is(header.typ, 'at+jwt');
-  t.is(header.alg, 'ES256');
+  t.is(header.alg, 'EdDSA', 'ACCESS_TOKEN_ALG defaults to EdDSA (npm run bench)');
   const { payload } = await jwtVerify(jwt, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), {
     issuer: server.issuer,
     audience: api,
