@@ -8,7 +8,7 @@ import argon2 from 'argon2';
 import { Redis } from 'ioredis';
 import { exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT } from 'jose';
 import { PASSWORD_HASH_OPTIONS } from '../src/authorization-server/storage/user-store.ts';
-import { SealedBox } from '../src/authorization-server/storage/sealed-box.ts';
+import { generateDataKeys, SealedBox } from '../src/authorization-server/storage/sealed-box.ts';
 import { startAuthServer, testSecrets } from '../test/support/auth-server.ts';
 import { deletePrefix, REDIS_URL, testPrefix } from '../test/support/redis.ts';
 
@@ -98,7 +98,7 @@ report('argon2id hash, 19 MiB t=2 p=1', hashMs, 'ms', 'argon2id 46 MiB t=1 (OWAS
 report('argon2id hash, 19 MiB t=2 p=1', hashMs, 'ms', 'budget per login (so 2 cores serve >= 40 logins/s)', 50);
 
 // 3. Client secret check: one AES-GCM open of the sealed client record, against one argon2 verify.
-const box = new SealedBox({ current: randomBytes(32), source: 'env' });
+const box = new SealedBox(generateDataKeys());
 const sealed = box.sealJson({ client_id: 'c', client_secret: randomBytes(32).toString('base64url') }, 'k');
 const openMs = await timeIt(5000, () => box.openJson(sealed, 'k'));
 report('client secret check (sealed record open)', openMs, 'ms', 'argon2id verify of the same secret', verifyMs, true, 0.01);

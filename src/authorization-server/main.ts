@@ -10,7 +10,7 @@ import { openStore } from './storage/store.ts';
 
 const config = loadConfig();
 const logger = createLogger('authorization-server', config.logLevel);
-const store = openStore(config);
+const store = await openStore(config);
 
 if (!config.redisUrl) {
   logger.warn(

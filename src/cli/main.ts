@@ -52,7 +52,7 @@ function run<A extends unknown[]>(
         2,
       );
     }
-    const store = openStore(config);
+    const store = await openStore(config);
     const audit = {
       actor: `cli:${userInfo().username}`,
       action: `${command.parent?.name()}.${command.name()}`,

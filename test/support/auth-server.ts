@@ -63,7 +63,7 @@ export async function startAuthServer(options: {
     ...options.env,
   });
   const logger = createLogger('test-auth-server', 'silent');
-  const store = openStore(config);
+  const store = await openStore(config);
   const interactions = createInteractions({ config, store, logger, host: () => host });
   const host = new ProviderHost({ config, store, logger, pages: interactions.pages });
   await host.start();

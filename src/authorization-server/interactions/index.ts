@@ -1,9 +1,21 @@
-import type Router from '@koa/router';
+import Router from '@koa/router';
 import type { Config } from '../../config/config.ts';
 import type { Logger } from '../../shared/logger.ts';
+import { RememberedConsents } from '../provider/accounts.ts';
 import type { ProviderPages } from '../provider/configuration.ts';
 import type { ProviderHost } from '../provider/provider-host.ts';
+import { LoginThrottle } from '../rate-limit/login-throttle.ts';
+import { limitTokenRequests } from '../rate-limit/token-rate-limit.ts';
 import type { Store } from '../storage/store.ts';
+import { consentSteps, denyRequest, renderConsent } from './consent.ts';
+import { seedDemoData } from './demo-data.ts';
+import { parseForm } from './form-body.ts';
+import { type InteractionContext, loadInteraction } from './interaction-context.ts';
+import { loginSteps, renderLogin } from './login.ts';
+import { PageError, renderPageErrors } from './page-errors.ts';
+import { providerPages } from './provider-pages.ts';
+import { baselineSecurityHeaders } from './security-headers.ts';
+import { createViews, ICON_PATH, STYLESHEET_PATH } from './views.ts';
 
 export interface InteractionDeps {
   config: Config;
@@ -18,24 +30,74 @@ export interface Interactions {
   seedDemoData?: () => Promise<void>;
 }
 
-const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+/**
+ * End-user interactions: the login and consent pages oidc-provider sends people to, the pages it
+ * renders itself (errors, logout), the stylesheet, and the limits in front of `/token`.
+ */
+export function createInteractions({ config, store, logger, host }: InteractionDeps): Interactions {
+  const views = createViews(config.issuer);
+  const deps = {
+    views,
+    users: store.users,
+    throttle: new LoginThrottle(store),
+    consents: new RememberedConsents(store),
+  };
+  const renderFailures = renderPageErrors(views, store, logger);
 
-export function createInteractions(_deps: InteractionDeps): Interactions {
-  return {
-    routers: [],
-    pages: {
-      renderError(ctx, out) {
-        ctx.type = 'html';
-        ctx.body = `<!doctype html><title>Error</title><p>${escape(String(out.error))}</p>`;
-      },
-      logoutSource(ctx, form) {
-        ctx.type = 'html';
-        ctx.body = `<!doctype html><title>Sign out</title>${form}<button form="op.logoutForm" name="logout" value="yes">Sign out</button>`;
-      },
-      postLogoutSuccessSource(ctx) {
-        ctx.type = 'html';
-        ctx.body = '<!doctype html><title>Signed out</title><p>Signed out</p>';
-      },
+  const pages = new Router();
+  pages.get(STYLESHEET_PATH, (ctx) => {
+    ctx.type = 'text/css';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = views.stylesheet;
+  });
+  pages.get([ICON_PATH, '/favicon.ico'], (ctx) => {
+    ctx.type = 'image/svg+xml';
+    ctx.set('Cache-Control', 'public, max-age=86400');
+    ctx.body = views.icon;
+  });
+
+  pages.get(
+    '/interaction/:uid',
+    renderFailures,
+    loadInteraction(host),
+    async function showPrompt(ctx: InteractionContext) {
+      const { prompt } = ctx.state.interaction;
+      if (prompt.name === 'login') return renderLogin(ctx, views);
+      if (prompt.name === 'consent') return renderConsent(ctx, deps);
+      throw new PageError(400, 'unsupported_prompt', 'This sign-in step is not supported.');
     },
+  );
+  pages.post(
+    '/interaction/:uid/login',
+    renderFailures,
+    loadInteraction(host, 'login'),
+    parseForm,
+    ...loginSteps(deps),
+  );
+  pages.post(
+    '/interaction/:uid/confirm',
+    renderFailures,
+    loadInteraction(host, 'consent'),
+    parseForm,
+    ...consentSteps(deps),
+  );
+  pages.post('/interaction/:uid/abort', renderFailures, loadInteraction(host), parseForm, denyRequest);
+
+  // Every response, the provider's included, gets the baseline security headers; the routes
+  // match everything and hand on to the next middleware.
+  const everything = new Router();
+  everything.get('/{*path}', baselineSecurityHeaders).post('/{*path}', baselineSecurityHeaders);
+
+  const routers = [everything, pages];
+  if (config.tokenRateLimit > 0) {
+    const token = new Router();
+    token.post('/token', limitTokenRequests(store, config.tokenRateLimit));
+    routers.push(token);
+  }
+
+  return {
+    pages: providerPages(views),
+    routers,
+    seedDemoData: () => seedDemoData(store, logger),
   };
 }

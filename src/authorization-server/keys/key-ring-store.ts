@@ -111,12 +111,7 @@ export class KeyRingStore {
       const sealed = await this.#kv.get(key);
       const ring = sealed ? this.#box.openJson<KeyRing>(sealed, key) : { keys: [] };
       const next = await change(ring);
-      if (
-        onlyIfChanged &&
-        sealed &&
-        JSON.stringify(next) === JSON.stringify(ring) &&
-        !this.#box.isStale(sealed)
-      ) {
+      if (onlyIfChanged && sealed && JSON.stringify(next) === JSON.stringify(ring)) {
         return ring;
       }
       if (await this.#kv.compareAndSet(key, sealed, this.#box.sealJson(next, key))) {

@@ -24,7 +24,10 @@ export class LoginThrottle {
   }
 
   #keys({ email, ip }: LoginAttempt): { account: string; ip: string } {
-    return { account: this.#store.keys.emailHash(normalizeEmail(email)), ip: this.#store.box.hashId('login-ip', ip) };
+    return {
+      account: this.#store.keys.emailHash(normalizeEmail(email)),
+      ip: this.#store.box.hashId('login-ip', ip),
+    };
   }
 
   /** Seconds before this attempt may be made; 0: now. */

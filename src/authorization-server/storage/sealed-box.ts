@@ -1,75 +1,64 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
-import type { StoreSecrets } from '../../config/secrets.ts';
 import { DecryptionError } from '../../shared/errors.ts';
 
 const VERSION = 'v1';
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
-function derive(master: Buffer, purpose: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), `insurance-idp ${purpose}`, 32));
+/** The keys that protect data at rest (envelope encryption: they are wrapped by the store key). */
+export interface DataKeys {
+  encryption: Buffer;
+  idHash: Buffer;
+  cookie: Buffer;
 }
 
-interface KeySet {
-  id: string;
-  encryption: Buffer;
+export function generateDataKeys(): DataKeys {
+  return { encryption: randomBytes(32), idHash: randomBytes(32), cookie: randomBytes(32) };
+}
+
+/** A short, stable, non-secret name for a key, so a ciphertext says which key sealed it. */
+export function keyId(key: Buffer): string {
+  return Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), 'insurance-idp key id', 4)).toString('base64url');
 }
 
 /**
- * Encryption at rest for everything the store holds (AES-256-GCM), and keyed hashes that turn
- * secret identifiers (token, code, session ids) into key names. Each ciphertext is bound to the
- * Redis key it lives under (associated data), so values cannot be swapped between keys.
+ * AES-256-GCM sealing for everything the store holds, and keyed hashes that turn secret identifiers
+ * (token, code, session ids, emails) into key names. Each ciphertext is bound to the Redis key it
+ * lives under (associated data), so values cannot be swapped between keys.
  */
 export class SealedBox {
-  readonly #write: KeySet;
-  readonly #read: Map<string, KeySet>;
-  readonly #idKey: Buffer;
-  readonly #cookieKey: Buffer;
+  readonly id: string;
+  readonly #encryption: Buffer;
+  readonly #idHash: Buffer | undefined;
+  readonly #cookie: Buffer | undefined;
 
-  constructor(secrets: StoreSecrets) {
-    const keySet = (master: Buffer): KeySet => ({
-      id: derive(master, 'key id').subarray(0, 4).toString('base64url'),
-      encryption: derive(master, 'encryption'),
-    });
-    this.#write = keySet(secrets.current);
-    this.#read = new Map([[this.#write.id, this.#write]]);
-    if (secrets.previous) {
-      const old = keySet(secrets.previous);
-      this.#read.set(old.id, old);
-    }
-    // Id hashes and cookies stay with the current key: moving the store key re-keys them.
-    this.#idKey = derive(secrets.current, 'id hash');
-    this.#cookieKey = derive(secrets.current, 'cookie signing');
+  constructor(keys: Pick<DataKeys, 'encryption'> & Partial<DataKeys>) {
+    this.id = keyId(keys.encryption);
+    this.#encryption = keys.encryption;
+    this.#idHash = keys.idHash;
+    this.#cookie = keys.cookie;
   }
 
   seal(plaintext: string, context: string): string {
     const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.#write.encryption, iv);
+    const cipher = createCipheriv('aes-256-gcm', this.#encryption, iv);
     cipher.setAAD(Buffer.from(context));
     const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-    return `${VERSION}.${this.#write.id}.${Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url')}`;
+    return `${VERSION}.${this.id}.${Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url')}`;
   }
 
   open(sealed: string, context: string): string {
-    const [version, keyId, data] = sealed.split('.');
-    const keys = keyId ? this.#read.get(keyId) : undefined;
-    if (version !== VERSION || !keys || !data) throw new DecryptionError();
+    const [version, sealedBy, data] = sealed.split('.');
+    if (version !== VERSION || sealedBy !== this.id || !data) throw new DecryptionError();
     const raw = Buffer.from(data, 'base64url');
     try {
-      const decipher = createDecipheriv('aes-256-gcm', keys.encryption, raw.subarray(0, IV_BYTES));
+      const decipher = createDecipheriv('aes-256-gcm', this.#encryption, raw.subarray(0, IV_BYTES));
       decipher.setAAD(Buffer.from(context));
       decipher.setAuthTag(raw.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
-      return Buffer.concat([decipher.update(raw.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]).toString(
-        'utf8',
-      );
+      return Buffer.concat([decipher.update(raw.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]).toString('utf8');
     } catch {
       throw new DecryptionError();
     }
-  }
-
-  /** True when this value was sealed under an older store key and should be written again. */
-  isStale(sealed: string): boolean {
-    return sealed.split('.')[1] !== this.#write.id;
   }
 
   sealJson(value: unknown, context: string): string {
@@ -80,13 +69,20 @@ export class SealedBox {
     return JSON.parse(this.open(sealed, context)) as T;
   }
 
-  /** A keyed hash of a secret identifier, safe to use in key names. */
-  hashId(namespace: string, id: string): string {
-    return createHmac('sha256', this.#idKey).update(`${namespace}\0${id}`).digest('base64url');
+  /** Which key sealed a value (the id part of the ciphertext). */
+  static sealedBy(sealed: string): string | undefined {
+    return sealed.split('.')[1];
   }
 
-  /** Cookie signing keys for oidc-provider, the same on every instance sharing the store key. */
+  /** A keyed hash of a secret identifier, safe to use in key names. */
+  hashId(namespace: string, id: string): string {
+    if (!this.#idHash) throw new Error('this box has no id-hash key');
+    return createHmac('sha256', this.#idHash).update(`${namespace}\0${id}`).digest('base64url');
+  }
+
+  /** Cookie signing keys for oidc-provider, the same on every instance sharing the store. */
   cookieKeys(): string[] {
-    return [this.#cookieKey.toString('base64url')];
+    if (!this.#cookie) throw new Error('this box has no cookie key');
+    return [this.#cookie.toString('base64url')];
   }
 }

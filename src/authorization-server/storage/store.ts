@@ -4,6 +4,7 @@ import { KeyRingStore } from '../keys/key-ring-store.ts';
 import { families } from '../keys/signing-key-ring.ts';
 import { AuditLog } from './audit-log.ts';
 import { ChangeFeed } from './change-feed.ts';
+import { loadDataKeys } from './data-keys.ts';
 import { ClientStore } from './client-store.ts';
 import type { Kv } from './kv.ts';
 import { MemoryKv } from './memory-kv.ts';
@@ -31,10 +32,16 @@ export interface Store {
   close(): Promise<void>;
 }
 
-export function openStore(config: Config, kv?: Kv): Store {
+export async function openStore(config: Config, kv?: Kv): Promise<Store> {
   const secrets = loadStoreSecrets(config);
-  const box = new SealedBox(secrets);
   const backend = kv ?? (config.redisUrl ? new RedisKv(config.redisUrl) : new MemoryKv());
+  let box: SealedBox;
+  try {
+    box = new SealedBox(await loadDataKeys(backend, `${config.redisPrefix}data-keys`, secrets));
+  } catch (error) {
+    await backend.close();
+    throw error;
+  }
   const keys = new KeyNames(config.redisPrefix, (ns, id) => box.hashId(ns, id));
   const feed = new ChangeFeed(backend, keys);
   const resources = new ResourceStore(backend, keys, () => feed.announce());

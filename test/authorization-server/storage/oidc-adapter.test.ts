@@ -6,7 +6,7 @@ import { MemoryKv } from '../../../src/authorization-server/storage/memory-kv.ts
 import { createAdapterClass } from '../../../src/authorization-server/storage/oidc-adapter.ts';
 import { KeyNames } from '../../../src/authorization-server/storage/redis-keys.ts';
 import { RedisKv } from '../../../src/authorization-server/storage/redis-kv.ts';
-import { SealedBox } from '../../../src/authorization-server/storage/sealed-box.ts';
+import { generateDataKeys, SealedBox } from '../../../src/authorization-server/storage/sealed-box.ts';
 import {
   connectRedis,
   deletePrefix,
@@ -17,7 +17,7 @@ import {
 } from '../../support/redis.ts';
 
 const prefix = testPrefix('adapter');
-const box = new SealedBox({ current: randomBytes(32), source: 'env' });
+const box = new SealedBox(generateDataKeys());
 const keys = new KeyNames(prefix, (ns, id) => box.hashId(ns, id));
 let redis: Redis;
 const kvs: RedisKv[] = [];

@@ -1,0 +1,99 @@
+import type { Next } from 'koa';
+import type { LoginAttempt, LoginThrottle } from '../rate-limit/login-throttle.ts';
+import type { UserStore } from '../storage/user-store.ts';
+import { finishInteraction, type InteractionContext } from './interaction-context.ts';
+import { setPageHeaders } from './security-headers.ts';
+import type { Views } from './views.ts';
+
+/** One message for an unknown email and a wrong password: the page never says which. */
+export const INVALID_CREDENTIALS = 'The email address or password is incorrect.';
+const MISSING_FIELDS = 'Enter your email address and your password.';
+
+export interface LoginDeps {
+  views: Views;
+  users: UserStore;
+  throttle: LoginThrottle;
+}
+
+interface LoginPage {
+  status?: number;
+  error?: string;
+  email?: string;
+}
+
+export function renderLogin(ctx: InteractionContext, views: Views, page: LoginPage = {}): void {
+  const { interaction, client } = ctx.state;
+  setPageHeaders(ctx, [client.redirectUri]);
+  ctx.status = page.status ?? 200;
+  ctx.type = 'html';
+  ctx.body = views.render('login', {
+    title: 'Sign in',
+    uid: interaction.uid,
+    clientName: client.name,
+    email:
+      page.email ?? (typeof interaction.params.login_hint === 'string' ? interaction.params.login_hint : ''),
+    error: page.error,
+  });
+}
+
+/** Seconds as a person reads them: "45 seconds", "2 minutes". */
+export function waitText(seconds: number): string {
+  if (seconds < 60) return `${seconds} second${seconds === 1 ? '' : 's'}`;
+  const minutes = Math.ceil(seconds / 60);
+  return `${minutes} minute${minutes === 1 ? '' : 's'}`;
+}
+
+/** POST /interaction/:uid/login, after loadInteraction('login') and parseForm. */
+export function loginSteps({ views, users, throttle }: LoginDeps) {
+  function attemptOf(ctx: InteractionContext): LoginAttempt {
+    return { email: ctx.state.form?.email ?? '', ip: ctx.ip };
+  }
+
+  function tooManyAttempts(ctx: InteractionContext, seconds: number): void {
+    ctx.set('Retry-After', String(seconds));
+    renderLogin(ctx, views, {
+      status: 429,
+      email: ctx.state.form?.email,
+      error: `Too many unsuccessful sign-in attempts. For your security, try again in ${waitText(seconds)}.`,
+    });
+  }
+
+  async function readCredentials(ctx: InteractionContext, next: Next): Promise<void> {
+    const { email = '', password = '' } = ctx.state.form ?? {};
+    if (!email.trim() || !password || email.length > 254 || password.length > 1024) {
+      renderLogin(ctx, views, { status: 400, email: email.slice(0, 254), error: MISSING_FIELDS });
+      return;
+    }
+    await next();
+  }
+
+  async function checkThrottle(ctx: InteractionContext, next: Next): Promise<void> {
+    const wait = await throttle.retryAfter(attemptOf(ctx));
+    if (wait > 0) {
+      tooManyAttempts(ctx, wait);
+      return;
+    }
+    await next();
+  }
+
+  async function verifyPassword(ctx: InteractionContext, next: Next): Promise<void> {
+    const { email = '', password = '' } = ctx.state.form ?? {};
+    const user = await users.verifyPassword(email, password);
+    if (!user) {
+      const wait = await throttle.failed(attemptOf(ctx));
+      if (wait > 0) tooManyAttempts(ctx, wait);
+      else renderLogin(ctx, views, { status: 400, email, error: INVALID_CREDENTIALS });
+      return;
+    }
+    ctx.state.user = user;
+    await next();
+  }
+
+  async function finishLogin(ctx: InteractionContext): Promise<void> {
+    await throttle.succeeded(attemptOf(ctx));
+    const accountId = ctx.state.user?.sub as string;
+    await finishInteraction(ctx, { login: { accountId, amr: ['pwd'], remember: true } }, false);
+  }
+
+  return [readCredentials, checkThrottle, verifyPassword, finishLogin];
+}

@@ -1,0 +1,58 @@
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { ProviderPages } from '../provider/configuration.ts';
+import { setPageHeaders } from './security-headers.ts';
+import type { Views } from './views.ts';
+
+/** Errors the person can act on get words; the rest get a generic page with the code. */
+const FRIENDLY: Record<string, string> = {
+  invalid_client: 'The application that sent you here is not registered with us.',
+  invalid_redirect_uri: 'The application sent you with an address we do not recognise for it.',
+  access_denied: 'The request was not allowed.',
+  login_required: 'You need to sign in first.',
+  session_not_found: 'Your sign-in session has ended. Go back to the app and start again.',
+};
+
+function clientName(ctx: KoaContextWithOIDC): string | undefined {
+  const client = ctx.oidc?.client;
+  return client ? (client.clientName ?? client.clientId) : undefined;
+}
+
+/** The pages oidc-provider renders itself, in our templates and under our headers. */
+export function providerPages(views: Views): ProviderPages {
+  return {
+    renderError(ctx, out) {
+      const code = String(out.error ?? 'server_error');
+      const description = typeof out.error_description === 'string' ? out.error_description : undefined;
+      setPageHeaders(ctx);
+      ctx.type = 'html';
+      ctx.body = views.render('error', {
+        title: 'Something went wrong',
+        heading: code === 'server_error' ? 'Something went wrong' : 'We could not continue',
+        message:
+          FRIENDLY[code] ??
+          (code === 'server_error' ? 'An unexpected error occurred. Please try again.' : description),
+        code,
+      });
+    },
+
+    // `form` is the provider's markup: a form with a hidden CSRF token bound to the session. Our
+    // buttons submit it through their `form` attribute, so no script is needed.
+    logoutSource(ctx, form) {
+      const target = ctx.oidc.params?.post_logout_redirect_uri;
+      setPageHeaders(ctx, [typeof target === 'string' ? target : undefined]);
+      ctx.type = 'html';
+      ctx.body = views.render('logout', {
+        title: 'Sign out',
+        host: ctx.host,
+        clientName: clientName(ctx),
+        form,
+      });
+    },
+
+    postLogoutSuccessSource(ctx) {
+      setPageHeaders(ctx);
+      ctx.type = 'html';
+      ctx.body = views.render('logged-out', { title: 'Signed out', clientName: clientName(ctx) });
+    },
+  };
+}
