@@ -25,9 +25,9 @@ const schema = z.object({
     .string()
     .regex(/^[A-Za-z0-9:_.-]{1,64}$/, 'letters, digits and : _ . - only, at most 64')
     .default('idp:'),
-  /** 32 random bytes, base64url: encrypts everything at rest and keys the id hashes. */
+  /** 32 random bytes, base64url: the key-encryption key wrapping the data keys kept in the store. */
   STORE_KEY: z.string().optional(),
-  /** The previous STORE_KEY while moving to a new one: still read, never written. */
+  /** The previous STORE_KEY, only while moving to a new one: the data keys are re-wrapped under STORE_KEY. */
   STORE_KEY_PREVIOUS: z.string().optional(),
   /** Folder for secret files (store.key). */
   KEYS_DIR: z.string().default(`${PROJECT_ROOT}keys`),

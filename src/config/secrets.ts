@@ -7,7 +7,7 @@ import type { Config } from './config.ts';
 export interface StoreSecrets {
   /** The store key: 32 bytes that every instance and the CLI share. */
   current: Buffer;
-  /** The key being moved away from: read, never written. */
+  /** The key being moved away from, only while the data keys are re-wrapped. */
   previous?: Buffer;
   /** Where the current key came from, for the start-up log (never the key itself). */
   source: 'env' | 'file' | 'generated';
