@@ -20,6 +20,8 @@ const schema = z.object({
   ISSUER: z.url({ protocol: /^https?$/ }).optional(),
   /** redis:// or rediss://. Unset: in-process store with demo data (refused in production). */
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  /** REDIS_URL is a seed node of a Redis Cluster. */
+  REDIS_CLUSTER: z.stringbool().default(false),
   /** Key prefix so several deployments or test runs can share one Redis. */
   REDIS_PREFIX: z
     .string()
@@ -60,6 +62,7 @@ export interface Config {
   port: number;
   issuer: string;
   redisUrl: string | undefined;
+  redisCluster: boolean;
   redisPrefix: string;
   storeKey: string | undefined;
   storeKeyPrevious: string | undefined;
@@ -107,6 +110,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     issuer,
     redisUrl: e.REDIS_URL,
+    redisCluster: e.REDIS_CLUSTER,
     redisPrefix: e.REDIS_PREFIX,
     storeKey: e.STORE_KEY,
     storeKeyPrevious: e.STORE_KEY_PREVIOUS,

@@ -1,4 +1,4 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { ConsumeResult, Kv, StoredRecord } from './kv.ts';
 
 /** Marks a record consumed only if it exists and is not consumed yet (one key: Cluster-safe). */
@@ -39,18 +39,39 @@ export function redisOptions(extra: RedisOptions = {}): RedisOptions {
   };
 }
 
+export type RedisConnection = Redis | Cluster;
+
+/** Connects to one Redis, or with `cluster` to a Redis Cluster that `url` is a seed node of. */
+export function connectRedis(url: string, { cluster = false, ...options }: RedisOptions & { cluster?: boolean } = {}): RedisConnection {
+  const connection = cluster
+    ? (() => {
+        const seed = new URL(url);
+        return new Cluster([{ host: seed.hostname, port: Number(seed.port || 6379) }], {
+          redisOptions: {
+            ...redisOptions(options),
+            username: decodeURIComponent(seed.username) || undefined,
+            password: decodeURIComponent(seed.password) || undefined,
+            ...(seed.protocol === 'rediss:' ? { tls: {} } : {}),
+          },
+          clusterRetryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+        });
+      })()
+    : new Redis(url, redisOptions(options));
+  // Errors surface on the commands that fail; the connection's own error events are expected
+  // while Redis is away and would otherwise crash the process as unhandled.
+  connection.on('error', () => {});
+  return connection;
+}
+
 export class RedisKv implements Kv {
   readonly kind = 'redis' as const;
-  readonly client: Redis;
-  readonly #url: string;
-  #subscriber: Redis | undefined;
+  readonly client: RedisConnection;
+  readonly #connect: (options?: RedisOptions) => RedisConnection;
+  #subscriber: RedisConnection | undefined;
 
-  constructor(url: string, options: RedisOptions = {}) {
-    this.#url = url;
-    this.client = new Redis(url, redisOptions(options));
-    // Errors surface on the commands that fail; the connection's own error events are expected
-    // while Redis is away and would otherwise crash the process as unhandled.
-    this.client.on('error', () => {});
+  constructor(url: string, { cluster = false }: { cluster?: boolean } = {}) {
+    this.#connect = (options = {}) => connectRedis(url, { ...options, cluster });
+    this.client = this.#connect();
   }
 
   async putRecord(key: string, sealed: string, ttlSeconds?: number): Promise<void> {
@@ -154,11 +175,7 @@ export class RedisKv implements Kv {
     if (!this.#subscriber) {
       // A subscribed connection can do nothing else, so it gets its own; it waits for Redis
       // without a command timeout.
-      this.#subscriber = new Redis(
-        this.#url,
-        redisOptions({ commandTimeout: undefined, maxRetriesPerRequest: null }),
-      );
-      this.#subscriber.on('error', () => {});
+      this.#subscriber = this.#connect({ commandTimeout: undefined, maxRetriesPerRequest: null });
     }
     const subscriber = this.#subscriber;
     const listener = (from: string, message: string) => {
