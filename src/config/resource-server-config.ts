@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ConfigError } from '../shared/errors.ts';
 
 /**
  * The sample resource server's configuration: every environment variable it reads is read here, once,
@@ -40,15 +41,10 @@ export interface ResourceServerConfig {
   readonly warnings: readonly string[];
 }
 
-export class ConfigError extends Error {
-  readonly code = 'ERR_CONFIG';
-  readonly variable: string;
+export { ConfigError };
 
-  constructor(variable: string, reason: string) {
-    super(`invalid ${variable}: ${reason}`);
-    this.name = 'ConfigError';
-    this.variable = variable;
-  }
+function invalid(variable: string, reason: string): ConfigError {
+  return new ConfigError(`${variable}: ${reason}`, variable);
 }
 
 type Env = Record<string, string | undefined>;
@@ -63,10 +59,7 @@ function read<T>(env: Env, variable: string, schema: z.ZodType<T>, fallback: str
   const value = raw === undefined || raw.trim() === '' ? fallback : raw.trim();
   const result = schema.safeParse(value);
   if (!result.success) {
-    throw new ConfigError(
-      variable,
-      `${JSON.stringify(value)} ${result.error.issues[0]?.message ?? 'is invalid'}`,
-    );
+    throw invalid(variable, `${JSON.stringify(value)} ${result.error.issues[0]?.message ?? 'is invalid'}`);
   }
   return result.data;
 }
@@ -76,7 +69,7 @@ function readIssuer(env: Env): string {
   const issuer = read(env, 'ISSUER', httpUrl, `http://localhost:${authServerPort}`);
   // OpenID Connect Discovery 1.0 §3: the issuer has no query or fragment.
   const url = new URL(issuer);
-  if (url.search || url.hash) throw new ConfigError('ISSUER', 'must not contain a query or fragment');
+  if (url.search || url.hash) throw invalid('ISSUER', 'must not contain a query or fragment');
   return issuer;
 }
 
@@ -84,9 +77,9 @@ function readIntrospection(env: Env): ResourceServerConfig['introspection'] {
   const clientId = env.RS_INTROSPECTION_CLIENT_ID?.trim() || undefined;
   const clientSecret = env.RS_INTROSPECTION_CLIENT_SECRET || undefined;
   if (clientId === undefined && clientSecret === undefined) return undefined;
-  if (clientId === undefined) throw new ConfigError('RS_INTROSPECTION_CLIENT_ID', 'required with a secret');
+  if (clientId === undefined) throw invalid('RS_INTROSPECTION_CLIENT_ID', 'required with a secret');
   if (clientSecret === undefined)
-    throw new ConfigError('RS_INTROSPECTION_CLIENT_SECRET', 'required with a client id');
+    throw invalid('RS_INTROSPECTION_CLIENT_SECRET', 'required with a client id');
   return { clientId, clientSecret };
 }
 

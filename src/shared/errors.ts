@@ -16,10 +16,13 @@ export class AppError extends Error {
   }
 }
 
-/** Invalid or unsafe configuration; the message names the variable. */
+/** Invalid or unsafe configuration; the message (and `variable`, when known) names the variable. */
 export class ConfigError extends AppError {
-  constructor(message: string) {
+  readonly variable: string | undefined;
+
+  constructor(message: string, variable = /^([A-Z][A-Z0-9_]*):/.exec(message)?.[1]) {
     super('config_invalid', message, 500, false);
+    this.variable = variable;
   }
 }
 
