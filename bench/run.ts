@@ -7,8 +7,8 @@ import { randomBytes } from 'node:crypto';
 import argon2 from 'argon2';
 import { Redis } from 'ioredis';
 import { exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT } from 'jose';
-import { PASSWORD_HASH_OPTIONS } from '../src/authorization-server/storage/user-store.ts';
 import { generateDataKeys, SealedBox } from '../src/authorization-server/storage/sealed-box.ts';
+import { PASSWORD_HASH_OPTIONS } from '../src/authorization-server/storage/user-store.ts';
 import { startAuthServer, testSecrets } from '../test/support/auth-server.ts';
 import { deletePrefix, REDIS_URL, testPrefix } from '../test/support/redis.ts';
 
@@ -21,7 +21,15 @@ interface Row {
 }
 const rows: Row[] = [];
 
-function report(what: string, value: number, unit: string, limitName: string, limit: number, lowerIsBetter = true, maxRatio = 1) {
+function report(
+  what: string,
+  value: number,
+  unit: string,
+  limitName: string,
+  limit: number,
+  lowerIsBetter = true,
+  maxRatio = 1,
+) {
   const ratio = value / limit;
   const ok = lowerIsBetter ? ratio <= maxRatio : ratio >= maxRatio;
   rows.push({
@@ -41,7 +49,11 @@ async function timeIt(iterations: number, work: () => Promise<unknown> | unknown
 }
 
 /** Requests per second with `concurrency` requests in flight, for `durationMs`. */
-async function throughput(durationMs: number, concurrency: number, request: () => Promise<void>): Promise<number> {
+async function throughput(
+  durationMs: number,
+  concurrency: number,
+  request: () => Promise<void>,
+): Promise<number> {
   let done = 0;
   let failed = 0;
   const until = performance.now() + durationMs;
@@ -63,14 +75,30 @@ async function throughput(durationMs: number, concurrency: number, request: () =
 }
 
 // 1. Access-token signature algorithm: sign + verify cost, against RS256 (what every OIDC server must have).
-const payload = { sub: 'client', client_id: 'client', scope: 'reports:read', aud: 'https://api.test', iss: 'https://id.test' };
+const payload = {
+  sub: 'client',
+  client_id: 'client',
+  scope: 'reports:read',
+  aud: 'https://api.test',
+  iss: 'https://id.test',
+};
 const algCost: Record<string, { sign: number; verify: number }> = {};
 for (const alg of ['RS256', 'ES256', 'EdDSA'] as const) {
   const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
   const pub = await importJWK(await exportJWK(publicKey), alg);
-  const jwt = await new SignJWT(payload).setProtectedHeader({ alg, typ: 'at+jwt' }).setIssuedAt().setExpirationTime('10m').sign(privateKey);
+  const jwt = await new SignJWT(payload)
+    .setProtectedHeader({ alg, typ: 'at+jwt' })
+    .setIssuedAt()
+    .setExpirationTime('10m')
+    .sign(privateKey);
   algCost[alg] = {
-    sign: await timeIt(300, () => new SignJWT(payload).setProtectedHeader({ alg, typ: 'at+jwt' }).setIssuedAt().setExpirationTime('10m').sign(privateKey)),
+    sign: await timeIt(300, () =>
+      new SignJWT(payload)
+        .setProtectedHeader({ alg, typ: 'at+jwt' })
+        .setIssuedAt()
+        .setExpirationTime('10m')
+        .sign(privateKey),
+    ),
     verify: await timeIt(300, () => jwtVerify(jwt, pub)),
   };
 }
@@ -79,7 +107,15 @@ for (const alg of ['RS256', 'ES256', 'EdDSA'] as const) {
 const rs = algCost.RS256 as { sign: number; verify: number };
 for (const alg of ['EdDSA', 'ES256'] as const) {
   const c = algCost[alg] as { sign: number; verify: number };
-  report(`${alg} access token verify (each API request)`, c.verify, 'ms', 'RS256 verify', rs.verify, true, alg === 'EdDSA' ? 1 : 2);
+  report(
+    `${alg} access token verify (each API request)`,
+    c.verify,
+    'ms',
+    'RS256 verify',
+    rs.verify,
+    true,
+    alg === 'EdDSA' ? 1 : 2,
+  );
   report(`${alg} access token sign (each token)`, c.sign, 'ms', 'RS256 sign', rs.sign);
 }
 
@@ -88,20 +124,56 @@ const hashMs = await timeIt(10, () => argon2.hash('correct horse battery staple'
 const hash = await argon2.hash('correct horse battery staple', PASSWORD_HASH_OPTIONS);
 const verifyMs = await timeIt(10, () => argon2.verify(hash, 'correct horse battery staple'));
 const owaspFirstMs = await timeIt(5, () =>
-  argon2.hash('correct horse battery staple', { type: argon2.argon2id, memoryCost: 47_104, timeCost: 1, parallelism: 1 }),
+  argon2.hash('correct horse battery staple', {
+    type: argon2.argon2id,
+    memoryCost: 47_104,
+    timeCost: 1,
+    parallelism: 1,
+  }),
 );
 const strongerMs = await timeIt(5, () =>
-  argon2.hash('correct horse battery staple', { type: argon2.argon2id, memoryCost: 65_536, timeCost: 3, parallelism: 1 }),
+  argon2.hash('correct horse battery staple', {
+    type: argon2.argon2id,
+    memoryCost: 65_536,
+    timeCost: 3,
+    parallelism: 1,
+  }),
 );
-report('argon2id verify, 19 MiB t=2 p=1 (each login)', verifyMs, 'ms', 'argon2id 64 MiB t=3 (RFC 9106 second choice)', strongerMs);
-report('argon2id hash, 19 MiB t=2 p=1', hashMs, 'ms', 'argon2id 46 MiB t=1 (OWASP first choice)', owaspFirstMs);
-report('argon2id hash, 19 MiB t=2 p=1', hashMs, 'ms', 'budget per login (so 2 cores serve >= 40 logins/s)', 50);
+report(
+  'argon2id verify, 19 MiB t=2 p=1 (each login)',
+  verifyMs,
+  'ms',
+  'argon2id 64 MiB t=3 (RFC 9106 second choice)',
+  strongerMs,
+);
+report(
+  'argon2id hash, 19 MiB t=2 p=1',
+  hashMs,
+  'ms',
+  'argon2id 46 MiB t=1 (OWASP first choice)',
+  owaspFirstMs,
+);
+report(
+  'argon2id hash, 19 MiB t=2 p=1',
+  hashMs,
+  'ms',
+  'budget per login (so 2 cores serve >= 40 logins/s)',
+  50,
+);
 
 // 3. Client secret check: one AES-GCM open of the sealed client record, against one argon2 verify.
 const box = new SealedBox(generateDataKeys());
 const sealed = box.sealJson({ client_id: 'c', client_secret: randomBytes(32).toString('base64url') }, 'k');
 const openMs = await timeIt(5000, () => box.openJson(sealed, 'k'));
-report('client secret check (sealed record open)', openMs, 'ms', 'argon2id verify of the same secret', verifyMs, true, 0.01);
+report(
+  'client secret check (sealed record open)',
+  openMs,
+  'ms',
+  'argon2id verify of the same secret',
+  verifyMs,
+  true,
+  0.01,
+);
 
 // 4. The token endpoint on real Redis, against the same server's /healthz (HTTP + Koa, no OAuth).
 const prefix = testPrefix('bench');
@@ -111,7 +183,12 @@ try {
   const api = 'https://api.bench.test';
   await server.store.resources.add({ uri: api, scopes: ['reports:read'] });
   const { client_secret } = (await server.store.clients.add({
-    id: 'bench', grants: ['client_credentials'], scope: ['reports:read'], resources: [api], redirectUris: [], postLogoutRedirectUris: [],
+    id: 'bench',
+    grants: ['client_credentials'],
+    scope: ['reports:read'],
+    resources: [api],
+    redirectUris: [],
+    postLogoutRedirectUris: [],
   })) as { client_secret: string };
   await server.host.reload();
   const auth = `Basic ${Buffer.from(`bench:${client_secret}`).toString('base64')}`;
@@ -131,7 +208,15 @@ try {
   };
   const health = await throughput(4000, 8, healthRequest);
   const tokens = await throughput(6000, 8, tokenRequest);
-  report('client credentials tokens per second', tokens, 'req/s', '/healthz requests per second', health, false, 0.1);
+  report(
+    'client credentials tokens per second',
+    tokens,
+    'req/s',
+    '/healthz requests per second',
+    health,
+    false,
+    0.1,
+  );
 
   const pingMs = await timeIt(500, () => redis.ping());
   const kv = server.store.kv;

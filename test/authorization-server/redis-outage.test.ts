@@ -1,7 +1,7 @@
 import test from 'ava';
 import { type RunningAuthServer, startAuthServer, testSecrets } from '../support/auth-server.ts';
-import { type ExtraRedis, startExtraRedis } from '../support/redis-server.ts';
 import { testPrefix } from '../support/redis.ts';
+import { type ExtraRedis, startExtraRedis } from '../support/redis-server.ts';
 
 // This file runs its own redis-server (stopped and restarted on purpose), never the shared one.
 let redis: ExtraRedis;
@@ -11,12 +11,21 @@ const api = 'https://api.outage.test';
 
 test.before(async () => {
   redis = await startExtraRedis();
-  server = await startAuthServer({ prefix: testPrefix('outage'), secrets: testSecrets(), env: { REDIS_URL: redis.url } });
+  server = await startAuthServer({
+    prefix: testPrefix('outage'),
+    secrets: testSecrets(),
+    env: { REDIS_URL: redis.url },
+  });
   await server.store.resources.add({ uri: api, scopes: ['reports:read'] });
   secret = String(
     (
       await server.store.clients.add({
-        id: 'outage-client', grants: ['client_credentials'], scope: ['reports:read'], resources: [api], redirectUris: [], postLogoutRedirectUris: [],
+        id: 'outage-client',
+        grants: ['client_credentials'],
+        scope: ['reports:read'],
+        resources: [api],
+        redirectUris: [],
+        postLogoutRedirectUris: [],
       })
     ).client_secret,
   );
@@ -52,27 +61,42 @@ async function waitUntil(check: () => Promise<boolean>, ms: number): Promise<boo
   return false;
 }
 
-test.serial('with Redis down, /readyz fails and OAuth endpoints answer 503 in the OAuth format; then service resumes', async (t) => {
-  t.is((await tokenRequest()).status, 200);
-  await redis.stop();
+test.serial(
+  'with Redis down, /readyz fails and OAuth endpoints answer 503 in the OAuth format; then service resumes',
+  async (t) => {
+    t.is((await tokenRequest()).status, 200);
+    await redis.stop();
 
-  const ready = await fetch(`${server.issuer}/readyz`, within2s());
-  t.is(ready.status, 503);
-  t.like(await ready.json(), { checks: { store: false } });
-  t.is((await fetch(`${server.issuer}/healthz`, within2s())).status, 200, 'the process is alive');
+    const ready = await fetch(`${server.issuer}/readyz`, within2s());
+    t.is(ready.status, 503);
+    t.like(await ready.json(), { checks: { store: false } });
+    t.is((await fetch(`${server.issuer}/healthz`, within2s())).status, 200, 'the process is alive');
 
-  for (const request of [
-    () => tokenRequest(),
-    () => fetch(`${server.issuer}/.well-known/openid-configuration`, within2s()),
-    () => fetch(`${server.issuer}/token/introspection`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'token=x', ...within2s() }),
-  ]) {
-    const response = await request();
-    t.is(response.status, 503);
-    t.is(((await response.json()) as { error: string }).error, 'temporarily_unavailable');
-  }
+    for (const request of [
+      () => tokenRequest(),
+      () => fetch(`${server.issuer}/.well-known/openid-configuration`, within2s()),
+      () =>
+        fetch(`${server.issuer}/token/introspection`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: 'token=x',
+          ...within2s(),
+        }),
+    ]) {
+      const response = await request();
+      t.is(response.status, 503);
+      t.is(((await response.json()) as { error: string }).error, 'temporarily_unavailable');
+    }
 
-  await redis.start();
-  t.true(await waitUntil(async () => (await fetch(`${server.issuer}/readyz`)).status === 200, 10_000), 'ready again');
-  // Clients written before the outage were acknowledged, so they are still there.
-  t.true(await waitUntil(async () => (await tokenRequest()).status === 200, 10_000), 'tokens again, no restart');
-});
+    await redis.start();
+    t.true(
+      await waitUntil(async () => (await fetch(`${server.issuer}/readyz`)).status === 200, 10_000),
+      'ready again',
+    );
+    // Clients written before the outage were acknowledged, so they are still there.
+    t.true(
+      await waitUntil(async () => (await tokenRequest()).status === 200, 10_000),
+      'tokens again, no restart',
+    );
+  },
+);

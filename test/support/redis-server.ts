@@ -25,7 +25,21 @@ export async function startExtraRedis(extraArgs: string[] = []): Promise<ExtraRe
   const start = async () => {
     child = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', ...extraArgs],
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        dir,
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+        '--save',
+        '',
+        ...extraArgs,
+      ],
       { stdio: 'ignore' },
     );
     const deadline = Date.now() + 5000;

@@ -16,6 +16,10 @@ export interface LoginDeps {
 }
 
 interface LoginPage {
+  /**
+   * 200 when the form comes back with a message for the person (a 4xx on a page is a console
+   * error in browsers); 429 when sign-in is throttled, with Retry-After.
+   */
   status?: number;
   error?: string;
   email?: string;
@@ -61,7 +65,7 @@ export function loginSteps({ views, users, throttle }: LoginDeps) {
   async function readCredentials(ctx: InteractionContext, next: Next): Promise<void> {
     const { email = '', password = '' } = ctx.state.form ?? {};
     if (!email.trim() || !password || email.length > 254 || password.length > 1024) {
-      renderLogin(ctx, views, { status: 400, email: email.slice(0, 254), error: MISSING_FIELDS });
+      renderLogin(ctx, views, { email: email.slice(0, 254), error: MISSING_FIELDS });
       return;
     }
     await next();
@@ -82,7 +86,7 @@ export function loginSteps({ views, users, throttle }: LoginDeps) {
     if (!user) {
       const wait = await throttle.failed(attemptOf(ctx));
       if (wait > 0) tooManyAttempts(ctx, wait);
-      else renderLogin(ctx, views, { status: 400, email, error: INVALID_CREDENTIALS });
+      else renderLogin(ctx, views, { email, error: INVALID_CREDENTIALS });
       return;
     }
     ctx.state.user = user;

@@ -42,7 +42,10 @@ export function redisOptions(extra: RedisOptions = {}): RedisOptions {
 export type RedisConnection = Redis | Cluster;
 
 /** Connects to one Redis, or with `cluster` to a Redis Cluster that `url` is a seed node of. */
-export function connectRedis(url: string, { cluster = false, ...options }: RedisOptions & { cluster?: boolean } = {}): RedisConnection {
+export function connectRedis(
+  url: string,
+  { cluster = false, ...options }: RedisOptions & { cluster?: boolean } = {},
+): RedisConnection {
   const connection = cluster
     ? (() => {
         const seed = new URL(url);

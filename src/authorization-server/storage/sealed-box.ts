@@ -18,7 +18,9 @@ export function generateDataKeys(): DataKeys {
 
 /** A short, stable, non-secret name for a key, so a ciphertext says which key sealed it. */
 export function keyId(key: Buffer): string {
-  return Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), 'insurance-idp key id', 4)).toString('base64url');
+  return Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), 'insurance-idp key id', 4)).toString(
+    'base64url',
+  );
 }
 
 /**
@@ -55,7 +57,9 @@ export class SealedBox {
       const decipher = createDecipheriv('aes-256-gcm', this.#encryption, raw.subarray(0, IV_BYTES));
       decipher.setAAD(Buffer.from(context));
       decipher.setAuthTag(raw.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
-      return Buffer.concat([decipher.update(raw.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]).toString('utf8');
+      return Buffer.concat([decipher.update(raw.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]).toString(
+        'utf8',
+      );
     } catch {
       throw new DecryptionError();
     }

@@ -4,8 +4,8 @@ import { KeyRingStore } from '../keys/key-ring-store.ts';
 import { families } from '../keys/signing-key-ring.ts';
 import { AuditLog } from './audit-log.ts';
 import { ChangeFeed } from './change-feed.ts';
-import { loadDataKeys } from './data-keys.ts';
 import { ClientStore } from './client-store.ts';
+import { loadDataKeys } from './data-keys.ts';
 import type { Kv } from './kv.ts';
 import { MemoryKv } from './memory-kv.ts';
 import { KeyNames } from './redis-keys.ts';
@@ -34,7 +34,8 @@ export interface Store {
 
 export async function openStore(config: Config, kv?: Kv): Promise<Store> {
   const secrets = loadStoreSecrets(config);
-  const backend = kv ?? (config.redisUrl ? new RedisKv(config.redisUrl, { cluster: config.redisCluster }) : new MemoryKv());
+  const backend =
+    kv ?? (config.redisUrl ? new RedisKv(config.redisUrl, { cluster: config.redisCluster }) : new MemoryKv());
   let box: SealedBox;
   try {
     box = new SealedBox(await loadDataKeys(backend, `${config.redisPrefix}data-keys`, secrets));

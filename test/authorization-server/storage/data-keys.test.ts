@@ -48,10 +48,17 @@ test('moving the store key re-wraps the data keys: clients, users and key names 
 
   const moved = await openStore(configFor(prefix, nextKey));
   t.is((await moved.users.findByEmail('CAROL@example.com'))?.email, 'carol@example.com');
-  t.deepEqual((await moved.keyRing.read())?.keys.map((k) => k.kid), ring.keys.map((k) => k.kid));
+  t.deepEqual(
+    (await moved.keyRing.read())?.keys.map((k) => k.kid),
+    ring.keys.map((k) => k.kid),
+  );
   await moved.close();
 
-  await t.throwsAsync(openStore(configFor(prefix, oldKey)), { message: /^STORE_KEY/ }, 'the old key no longer opens it');
+  await t.throwsAsync(
+    openStore(configFor(prefix, oldKey)),
+    { message: /^STORE_KEY/ },
+    'the old key no longer opens it',
+  );
 });
 
 test('neither the store key nor the data keys are readable in Redis', async (t) => {

@@ -1,0 +1,71 @@
+import test from 'ava';
+import { API, Deployment } from '../e2e/support/deployment.ts';
+import type { RunningAuthServer } from '../support/auth-server.ts';
+
+/** `/token` is limited per client, in Redis, so the budget holds across instances. */
+const LIMIT = 3;
+let deployment: Deployment;
+let a: RunningAuthServer;
+let b: RunningAuthServer;
+const secrets: Record<string, string> = {};
+
+test.before(async () => {
+  deployment = await Deployment.create('test-token-limit');
+  const env = { TOKEN_RATE_LIMIT: String(LIMIT) };
+  a = await deployment.start({ env });
+  b = await deployment.start({ env });
+  await deployment.addApi(a);
+  await b.host.reload();
+  for (const authMethod of ['client_secret_basic', 'client_secret_post'] as const) {
+    const { client_secret } = await a.store.clients.add({
+      id: `m2m-${authMethod}`,
+      grants: ['client_credentials'],
+      scope: ['policies:read'],
+      resources: [API],
+      redirectUris: [],
+      postLogoutRedirectUris: [],
+      authMethod,
+    });
+    secrets[authMethod] = client_secret as string;
+  }
+});
+
+test.after.always(async () => {
+  await deployment?.cleanup();
+});
+
+function requestToken(server: RunningAuthServer, authMethod: 'client_secret_basic' | 'client_secret_post') {
+  const id = `m2m-${authMethod}`;
+  const form = new URLSearchParams({ grant_type: 'client_credentials', scope: 'policies:read' });
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+  if (authMethod === 'client_secret_basic') {
+    headers.authorization = `Basic ${Buffer.from(`${id}:${secrets[authMethod]}`).toString('base64')}`;
+  } else {
+    form.set('client_id', id);
+    form.set('client_secret', secrets[authMethod] as string);
+  }
+  return fetch(`${server.issuer}/token`, {
+    method: 'POST',
+    headers,
+    body: form,
+    signal: AbortSignal.timeout(10_000),
+  });
+}
+
+for (const authMethod of ['client_secret_basic', 'client_secret_post'] as const) {
+  test(`${authMethod}: at most TOKEN_RATE_LIMIT token requests per client per minute, across instances`, async (t) => {
+    for (let i = 0; i < LIMIT; i++) {
+      const response = await requestToken(i % 2 === 0 ? a : b, authMethod);
+      t.is(response.status, 200, `request ${i + 1} is within the limit`);
+      t.truthy(((await response.json()) as { access_token?: string }).access_token);
+    }
+    const limited = await requestToken(b, authMethod);
+    t.is(limited.status, 429);
+    const retryAfter = Number(limited.headers.get('retry-after'));
+    t.true(retryAfter > 0 && retryAfter <= 60);
+    const body = (await limited.json()) as { error: string; error_description: string };
+    t.is(body.error, 'temporarily_unavailable');
+    t.regex(body.error_description, /too many token requests/);
+    t.is((await requestToken(a, authMethod)).status, 429);
+  });
+}
