@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../shared/logger.ts';
+import { baselineSecurityHeaders } from './interactions/security-headers.ts';
 import { describe, type ProviderHost } from './provider/provider-host.ts';
 import type { Store } from './storage/store.ts';
 
@@ -80,6 +81,8 @@ export function buildApp({ config, store, host, logger, routers = [] }: AppDeps)
     }
   });
 
+  // Every response, the provider's included; our pages set a stricter policy of their own.
+  app.use(baselineSecurityHeaders);
   app.use(router.routes()).use(router.allowedMethods());
   for (const extra of routers) app.use(extra.routes()).use(extra.allowedMethods());
 

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { Command, Option } from 'commander';
-import { KeyRingError, summarize } from '../authorization-server/keys/signing-key-ring.ts';
+import { summarize } from '../authorization-server/keys/signing-key-ring.ts';
 import { AUTH_METHODS, type AuthMethod, type Grant } from '../authorization-server/storage/client-store.ts';
 import { parseScope } from '../authorization-server/storage/resource-store.ts';
 import { openStore, type Store } from '../authorization-server/storage/store.ts';
@@ -72,7 +72,7 @@ function run<A extends unknown[]>(
       await store.audit
         .record({
           ...audit,
-          outcome: error instanceof AppError || error instanceof KeyRingError ? 'refused' : 'failed',
+          outcome: error instanceof AppError ? 'refused' : 'failed',
         })
         .catch(() => {});
       throw error;
@@ -312,10 +312,7 @@ try {
   if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help')
     process.exit(0);
   if (code.startsWith('commander.')) process.exit(2);
-  const message =
-    error instanceof AppError || error instanceof KeyRingError
-      ? error.message
-      : String((error as Error).message ?? error);
+  const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`admin: ${message}\n`);
   process.exit(error instanceof AppError && error.status === 2 ? 2 : 1);
 }

@@ -33,7 +33,7 @@ export interface ResourceServerConfig {
    * quickly, yet garbage `kid`s cannot make this server hammer the AS.
    */
   readonly jwksCooldownSeconds: number;
-  /** RS_JWKS_CACHE_MAX_AGE_SECONDS, default 600. The JWKS is refetched after this long even without a miss. */
+  /** RS_JWKS_CACHE_MAX_AGE_SECONDS, default 60. The JWKS is refetched after this long even without a miss, so a key dropped by an emergency rotation stops verifying within a minute. */
   readonly jwksCacheMaxAgeSeconds: number;
   /** LOG_LEVEL, default info. One of pino's levels; `silent` turns logging off. */
   readonly logLevel: string;
@@ -104,7 +104,7 @@ export function loadResourceServerConfig(env: Env = process.env): ResourceServer
     introspection,
     clockToleranceSeconds: read(env, 'RS_CLOCK_TOLERANCE_SECONDS', seconds.max(300), '5'),
     jwksCooldownSeconds: read(env, 'RS_JWKS_COOLDOWN_SECONDS', seconds, '5'),
-    jwksCacheMaxAgeSeconds: read(env, 'RS_JWKS_CACHE_MAX_AGE_SECONDS', seconds, '600'),
+    jwksCacheMaxAgeSeconds: read(env, 'RS_JWKS_CACHE_MAX_AGE_SECONDS', seconds, '60'),
     logLevel: read(env, 'LOG_LEVEL', logLevel, 'info'),
     warnings,
   };

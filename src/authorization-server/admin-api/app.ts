@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { Config } from '../../config/config.ts';
 import { AppError, InvalidInputError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
-import { KeyRingError, summarize } from '../keys/signing-key-ring.ts';
+import { summarize } from '../keys/signing-key-ring.ts';
 import { describe, type ProviderHost } from '../provider/provider-host.ts';
 import { AUTH_METHODS, GRANTS } from '../storage/client-store.ts';
 import type { Store } from '../storage/store.ts';
@@ -66,16 +66,24 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
   const app = new Koa({ proxy: config.trustProxy });
   const router = new Router();
 
-  /** Runs an admin action, then writes it to the audit log with its outcome. */
+  /**
+   * Checks the route's one scope, runs the action, and writes it to the audit log with its outcome;
+   * a request refused for its scope is recorded too (who tried what).
+   */
   const action = (
     scope: AdminScope,
     name: string,
     handler: (ctx: Context) => Promise<{ status?: number; body: unknown; target?: string }>,
-  ) => [
-    requireScope(scope),
-    async function performAndAudit(ctx: Context) {
+  ) =>
+    async function performAndAudit(ctx: Context, next: Next) {
       const caller = ctx.state.admin as AdminCaller;
       const entry = { actor: `${caller.sub} via ${caller.clientId}`, action: name, source: ctx.ip };
+      const target = () =>
+        ctx.params.id ?? ctx.params.kid ?? ctx.params.email ?? (ctx.query.uri as string | undefined);
+      if (!caller.scopes.has(scope)) {
+        await store.audit.record({ ...entry, target: target(), outcome: 'refused' });
+        return requireScope(scope)(ctx, next);
+      }
       try {
         const result = await handler(ctx);
         ctx.status = result.status ?? 200;
@@ -83,25 +91,20 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
         await store.audit.record({ ...entry, target: result.target, outcome: 'ok' });
       } catch (error) {
         const refused = error instanceof AppError && error.status < 500;
-        await store.audit.record({
-          ...entry,
-          target: ctx.params.id ?? ctx.params.kid ?? ctx.params.email,
-          outcome: refused ? 'refused' : 'failed',
-        });
+        await store.audit.record({ ...entry, target: target(), outcome: refused ? 'refused' : 'failed' });
         throw error;
       }
-    },
-  ];
+    };
 
   router.get(
     '/keys',
-    ...action('admin:keys', 'keys.list', async () => ({
+    action('admin:keys', 'keys.list', async () => ({
       body: { keys: summarize((await store.keyRing.read()) ?? { keys: [] }) },
     })),
   );
   router.post(
     '/keys/rotate',
-    ...action('admin:keys', 'keys.rotate', async (ctx) => {
+    action('admin:keys', 'keys.rotate', async (ctx) => {
       const { now } = parse(rotateBody, ctx.request.body);
       return {
         body: { keys: summarize(await store.keyRing.rotate(Boolean(now))) },
@@ -111,7 +114,7 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
   );
   router.post(
     '/keys/:kid/retire',
-    ...action('admin:keys', 'keys.retire', async (ctx) => ({
+    action('admin:keys', 'keys.retire', async (ctx) => ({
       body: { keys: summarize(await store.keyRing.retire(String(ctx.params.kid))) },
       target: ctx.params.kid,
     })),
@@ -119,13 +122,13 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
 
   router.get(
     '/resources',
-    ...action('admin:clients', 'resources.list', async () => ({
+    action('admin:clients', 'resources.list', async () => ({
       body: { resources: await store.resources.list() },
     })),
   );
   router.post(
     '/resources',
-    ...action('admin:clients', 'resources.add', async (ctx) => {
+    action('admin:clients', 'resources.add', async (ctx) => {
       const body = parse(resourceBody, ctx.request.body);
       const resource = await store.resources.add({
         uri: body.uri,
@@ -137,7 +140,7 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
   );
   router.delete(
     '/resources',
-    ...action('admin:clients', 'resources.remove', async (ctx) => {
+    action('admin:clients', 'resources.remove', async (ctx) => {
       const uri = String(ctx.query.uri ?? '');
       await store.resources.remove(uri);
       return { body: { removed: uri }, target: uri };
@@ -146,13 +149,13 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
 
   router.get(
     '/clients',
-    ...action('admin:clients', 'clients.list', async () => ({
+    action('admin:clients', 'clients.list', async () => ({
       body: { clients: await store.clients.list() },
     })),
   );
   router.post(
     '/clients',
-    ...action('admin:clients', 'clients.add', async (ctx) => {
+    action('admin:clients', 'clients.add', async (ctx) => {
       const body = parse(clientBody, ctx.request.body);
       const created = await store.clients.add({
         id: body.client_id,
@@ -170,21 +173,21 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
   );
   router.get(
     '/clients/:id',
-    ...action('admin:clients', 'clients.show', async (ctx) => ({
+    action('admin:clients', 'clients.show', async (ctx) => ({
       body: await store.clients.show(String(ctx.params.id)),
       target: ctx.params.id,
     })),
   );
   router.delete(
     '/clients/:id',
-    ...action('admin:clients', 'clients.remove', async (ctx) => {
+    action('admin:clients', 'clients.remove', async (ctx) => {
       await store.clients.remove(String(ctx.params.id));
       return { body: { removed: ctx.params.id }, target: ctx.params.id };
     }),
   );
   router.post(
     '/clients/:id/rotate-secret',
-    ...action('admin:clients', 'clients.rotate-secret', async (ctx) => ({
+    action('admin:clients', 'clients.rotate-secret', async (ctx) => ({
       body: await store.clients.rotateSecret(String(ctx.params.id)),
       target: ctx.params.id,
     })),
@@ -192,11 +195,11 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
 
   router.get(
     '/users',
-    ...action('admin:users', 'users.list', async () => ({ body: { users: await store.users.list() } })),
+    action('admin:users', 'users.list', async () => ({ body: { users: await store.users.list() } })),
   );
   router.post(
     '/users',
-    ...action('admin:users', 'users.add', async (ctx) => {
+    action('admin:users', 'users.add', async (ctx) => {
       const body = parse(userBody, ctx.request.body);
       const user = await store.users.add(body);
       return { status: 201, body: { sub: user.sub, email: user.email }, target: user.sub };
@@ -204,14 +207,14 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
   );
   router.delete(
     '/users/:email',
-    ...action('admin:users', 'users.remove', async (ctx) => {
+    action('admin:users', 'users.remove', async (ctx) => {
       await store.users.remove(String(ctx.params.email));
       return { body: { removed: ctx.params.email }, target: ctx.params.email };
     }),
   );
   router.put(
     '/users/:email/password',
-    ...action('admin:users', 'users.set-password', async (ctx) => {
+    action('admin:users', 'users.set-password', async (ctx) => {
       const { password } = parse(passwordBody, ctx.request.body);
       const user = await store.users.setPassword(String(ctx.params.email), password);
       return { body: { sub: user.sub, email: user.email }, target: user.sub };
@@ -228,13 +231,7 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
       if (ctx.status === 405)
         ctx.body = { error: 'method_not_allowed', error_description: 'method not allowed on this route' };
     } catch (error) {
-      if (error instanceof KeyRingError) {
-        ctx.status = error.code === 'not_found' ? 404 : 409;
-        ctx.body = {
-          error: error.code === 'not_found' ? 'not_found' : 'conflict',
-          error_description: error.message,
-        };
-      } else if (error instanceof AppError && error.expose) {
+      if (error instanceof AppError && error.expose) {
         ctx.status = error.status;
         ctx.body = { error: error.code, error_description: error.message };
       } else if ((error as { status?: number }).status && (error as { status: number }).status < 500) {

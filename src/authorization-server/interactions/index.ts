@@ -14,7 +14,6 @@ import { type InteractionContext, loadInteraction } from './interaction-context.
 import { loginSteps, renderLogin } from './login.ts';
 import { PageError, renderPageErrors } from './page-errors.ts';
 import { providerPages } from './provider-pages.ts';
-import { baselineSecurityHeaders } from './security-headers.ts';
 import { createViews, ICON_PATH, STYLESHEET_PATH } from './views.ts';
 
 export interface InteractionDeps {
@@ -83,12 +82,7 @@ export function createInteractions({ config, store, logger, host }: InteractionD
   );
   pages.post('/interaction/:uid/abort', renderFailures, loadInteraction(host), parseForm, denyRequest);
 
-  // Every response, the provider's included, gets the baseline security headers; the routes
-  // match everything and hand on to the next middleware.
-  const everything = new Router();
-  everything.get('/{*path}', baselineSecurityHeaders).post('/{*path}', baselineSecurityHeaders);
-
-  const routers = [everything, pages];
+  const routers = [pages];
   if (config.tokenRateLimit > 0) {
     const token = new Router();
     token.post('/token', limitTokenRequests(store, config.tokenRateLimit));

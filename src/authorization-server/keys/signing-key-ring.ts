@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import { AppError } from '../../shared/errors.ts';
 
 export type KeyStatus = 'next' | 'current' | 'retired';
 export type SigningAlg = 'RS256' | 'PS256' | 'ES256' | 'EdDSA';
@@ -110,11 +111,10 @@ export function pruneRing(ring: KeyRing, maxTokenLifetimeSeconds: number, now: D
   };
 }
 
-export class KeyRingError extends Error {
-  readonly code: 'not_found' | 'refused';
+/** A key operation that cannot be done: an unknown kid (404) or a refused transition (409). */
+export class KeyRingError extends AppError {
   constructor(code: 'not_found' | 'refused', message: string) {
-    super(message);
-    this.code = code;
+    super(code === 'not_found' ? 'not_found' : 'conflict', message, code === 'not_found' ? 404 : 409);
   }
 }
 

@@ -48,7 +48,7 @@ export class RememberedConsents {
   }
 
   #key(accountId: string, clientId: string): string {
-    return this.#store.keys.model('Consent', `${accountId} ${clientId}`);
+    return this.#store.keys.consent(accountId, clientId);
   }
 
   async get(accountId: string, clientId: string): Promise<ConsentRecord | undefined> {

@@ -56,6 +56,11 @@ export class KeyNames {
     return this.#hash('email', email);
   }
 
+  /** Scopes and claims a user approved for a client, remembered across sessions (sealed). */
+  consent(accountId: string, clientId: string): string {
+    return `${this.prefix}consent:${this.#hash('consent', `${accountId}\0${clientId}`)}`;
+  }
+
   /** The signing key ring, sealed. */
   keyRing(): string {
     return `${this.prefix}signing-keys`;

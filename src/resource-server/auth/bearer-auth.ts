@@ -31,7 +31,7 @@ export interface BearerAuthOptions {
   readonly clockToleranceSeconds?: number;
   /** Minimum time between two JWKS fetches caused by an unknown `kid`. Default 5. */
   readonly jwksCooldownSeconds?: number;
-  /** The JWKS is refetched after this long regardless. Default 600. */
+  /** The JWKS is refetched after this long regardless (a dropped key stops verifying by then). Default 60. */
   readonly jwksCacheMaxAgeSeconds?: number;
   /** Timeout for each call to the authorization server (discovery, JWKS, introspection). Default 2. */
   readonly httpTimeoutSeconds?: number;
@@ -131,7 +131,7 @@ export function createBearerAuth(options: BearerAuthOptions): BearerAuth {
           audience: options.audience,
           clockToleranceSeconds: options.clockToleranceSeconds ?? 5,
           jwksCooldownSeconds: options.jwksCooldownSeconds ?? 5,
-          jwksCacheMaxAgeSeconds: options.jwksCacheMaxAgeSeconds ?? 600,
+          jwksCacheMaxAgeSeconds: options.jwksCacheMaxAgeSeconds ?? 60,
           timeoutMs,
           fetch: fetchImpl,
         }),
