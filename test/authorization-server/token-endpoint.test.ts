@@ -466,3 +466,28 @@ test("introspection and revocation are limited to the token's client (and its AP
   t.is(refused.json.error, 'unauthorized_client');
   t.is((await post(`${server.issuer}/token/introspection`, { token: jwt }, asApiClient)).json.active, true);
 });
+
+test('an oversized introspection or revocation body is a 413 in the OAuth format, and service goes on', async (t) => {
+  for (const path of ['/token/introspection', '/token/revocation']) {
+    const r = await post(`${server.issuer}${path}`, `token=${'a'.repeat(200_000)}`, {
+      authorization: basic('m2m', m2mSecret),
+    });
+    t.is(r.status, 413, path);
+    t.is(r.json.error, 'invalid_request');
+  }
+  const after = await post(
+    `${server.issuer}/token/introspection`,
+    { token: await m2mToken() },
+    { authorization: basic('m2m', m2mSecret) },
+  );
+  t.is(after.json.active, true);
+});
+
+test('a duplicated token parameter is refused, not half-read', async (t) => {
+  const jwt = await m2mToken();
+  const r = await post(`${server.issuer}/token/introspection`, `token=${jwt}&token=${jwt}`, {
+    authorization: basic('m2m', m2mSecret),
+  });
+  t.is(r.status, 400);
+  t.is(r.json.error, 'invalid_request');
+});

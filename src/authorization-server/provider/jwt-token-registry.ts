@@ -1,8 +1,9 @@
-import { parse as parseQuery } from 'node:querystring';
+import { parse as parseQuery, stringify as stringifyQuery } from 'node:querystring';
 import { compactVerify, createLocalJWKSet, decodeProtectedHeader, type JWK } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Kv } from '../storage/kv.ts';
 import type { KeyNames } from '../storage/redis-keys.ts';
+import { bodyTooLarge, readRawBody, replayRawBody } from './form-body.ts';
 
 /**
  * oidc-provider does not store JWT access tokens, so it can neither introspect nor revoke them
@@ -47,19 +48,6 @@ export function recordJwtAccessTokens(kv: Kv, keys: KeyNames) {
   };
 }
 
-const BODY_LIMIT = 56 * 1024;
-
-async function readForm(ctx: KoaContextWithOIDC): Promise<Record<string, string | string[]>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req) {
-    size += (chunk as Buffer).length;
-    if (size > BODY_LIMIT) ctx.throw(413, 'request entity too large');
-    chunks.push(chunk as Buffer);
-  }
-  return parseQuery(Buffer.concat(chunks).toString('utf8')) as Record<string, string | string[]>;
-}
-
 function looksLikeJws(value: unknown): value is string {
   if (typeof value !== 'string' || value.split('.').length !== 3) return false;
   try {
@@ -89,7 +77,9 @@ export function jwtTokenRegistryBridge(
           : undefined;
     if (!route || ctx.method !== 'POST' || !ctx.is('application/x-www-form-urlencoded')) return next();
 
-    const form = await readForm(ctx);
+    const raw = await readRawBody(ctx.req);
+    if (!raw) return bodyTooLarge(ctx);
+    const form = parseQuery(raw.toString('utf8')) as Record<string, string | string[]>;
     let claims: { jti?: unknown; sub?: unknown } = {};
     let jti: string | undefined;
     if (looksLikeJws(form.token)) {
@@ -102,7 +92,7 @@ export function jwtTokenRegistryBridge(
       }
       form.token = jti ? keys.jwtReference(jti) : 'unknown-structured-token';
     }
-    (ctx.request as { body?: unknown }).body = form;
+    replayRawBody(ctx.req, Buffer.from(stringifyQuery(form)));
     await next();
     if (route === 'introspection' && jti && (ctx.body as { active?: boolean } | undefined)?.active) {
       // The stored record is keyed by the reference; report the token's own identifiers.

@@ -2,12 +2,10 @@ import { parse as parseQuery } from 'node:querystring';
 import { decodeJwt } from 'jose';
 import type { Context, Next } from 'koa';
 import { RateLimiterRes } from 'rate-limiter-flexible';
+import { bodyTooLarge, readRawBody, replayRawBody } from '../provider/form-body.ts';
 import type { Store } from '../storage/store.ts';
 import { createLimiter } from './limiter.ts';
 import { TOKEN_LIMIT_WINDOW_SECONDS } from './limits.ts';
-
-/** oidc-provider's own limit for form bodies. */
-const BODY_LIMIT = 56 * 1024;
 
 /**
  * Koa middleware in front of oidc-provider's `/token`: at most `perWindow` requests per client per
@@ -25,7 +23,7 @@ export function limitTokenRequests(store: Store, perWindow: number) {
   return async function limitTokenRequestsPerClient(ctx: Context, next: Next): Promise<void> {
     const claimed = await claimedClient(ctx);
     if (claimed === 'too-large') {
-      respond(ctx, 413, { error: 'invalid_request', error_description: 'the request body is too large' });
+      bodyTooLarge(ctx);
       return;
     }
     const key = claimed
@@ -66,11 +64,10 @@ async function claimedClient(ctx: Context): Promise<string | undefined | 'too-la
   const basic = basicClientId(ctx.get('authorization'));
   if (basic) return basic;
   if (ctx.method !== 'POST' || !ctx.is('application/x-www-form-urlencoded')) return undefined;
-  const raw = await readBody(ctx);
+  const raw = await readRawBody(ctx.req);
   if (raw === undefined) return 'too-large';
-  // oidc-provider reads an already-read body from req.body (its documented fallback).
-  (ctx.req as { body?: string }).body = raw;
-  const form = parseQuery(raw);
+  replayRawBody(ctx.req, raw);
+  const form = parseQuery(raw.toString('utf8'));
   if (typeof form.client_id === 'string' && form.client_id) return form.client_id;
   if (typeof form.client_assertion === 'string') {
     try {
@@ -95,15 +92,4 @@ function basicClientId(header: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-async function readBody(ctx: Context): Promise<string | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req) {
-    size += (chunk as Buffer).length;
-    if (size > BODY_LIMIT) return undefined;
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
