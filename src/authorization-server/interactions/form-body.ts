@@ -1,5 +1,6 @@
 import { parse as parseQuery } from 'node:querystring';
 import type { Context, Next } from 'koa';
+import { readRawBody } from '../provider/form-body.ts';
 
 /** Our forms carry an email and a password at most. */
 export const FORM_BODY_LIMIT = 8 * 1024;
@@ -19,14 +20,12 @@ export async function parseForm(ctx: Context, next: Next): Promise<void> {
   }
   const declared = Number(ctx.get('content-length') || 0);
   if (declared > FORM_BODY_LIMIT) ctx.throw(413, 'the form is too large');
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req) {
-    size += (chunk as Buffer).length;
-    if (size > FORM_BODY_LIMIT) ctx.throw(413, 'the form is too large');
-    chunks.push(chunk as Buffer);
+  const raw = await readRawBody(ctx.req, FORM_BODY_LIMIT);
+  if (!raw) {
+    ctx.set('Connection', 'close');
+    ctx.throw(413, 'the form is too large');
   }
-  const parsed = parseQuery(Buffer.concat(chunks).toString('utf8'));
+  const parsed = parseQuery(raw.toString('utf8'));
   const form: Record<string, string> = {};
   for (const [name, value] of Object.entries(parsed)) {
     // A repeated field is ambiguous; take none of it.
