@@ -4,13 +4,12 @@ import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { buildAdminApp, ensureAdminResource } from '../../src/authorization-server/admin-api/app.ts';
 import type { AuditEntry } from '../../src/authorization-server/storage/audit-log.ts';
 import { type RunningAuthServer, startAuthServer, testSecrets } from '../support/auth-server.ts';
-import { connectRedis, deletePrefix, testPrefix } from '../support/redis.ts';
+import { connectRedis, deletePrefix, dumpPrefix, testPrefix } from '../support/redis.ts';
 import {
   bearer,
   type ClientCredentials,
   call,
   clientCredentialsToken,
-  dumpEverything,
   eventually,
   type JsonResponse,
   revoke,
@@ -495,7 +494,7 @@ test.serial(
     t.false(text.includes('"client_secret"'));
     t.false(text.includes('$argon2'));
     // Sealed at rest: nothing of the above readable in Redis either.
-    const dump = await dumpEverything(redis, prefix);
+    const dump = await dumpPrefix(redis, prefix);
     for (const secret of secretsSeen) t.false(dump.includes(secret), 'a secret readable in Redis');
     t.false(dump.includes('made-by-api via'));
   },

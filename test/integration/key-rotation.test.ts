@@ -4,13 +4,12 @@ import { decodeJwt, decodeProtectedHeader } from 'jose';
 import type { KeyRing, SigningKey } from '../../src/authorization-server/keys/signing-key-ring.ts';
 import { type RunningAuthServer, startAuthServer, testSecrets } from '../support/auth-server.ts';
 import { cliJson, runCli } from '../support/cli.ts';
-import { connectRedis, deletePrefix, testPrefix } from '../support/redis.ts';
+import { connectRedis, deletePrefix, dumpPrefix, testPrefix } from '../support/redis.ts';
 import {
   bearer,
   type ClientCredentials,
   call,
   clientCredentialsToken,
-  dumpEverything,
   dumpFolder,
   eventually,
   introspect,
@@ -321,7 +320,7 @@ test.serial(
 test.serial('no private key material in the clear in Redis or in KEYS_DIR', async (t) => {
   await ring();
   t.true(privateValues.size >= 8, `collected ${privateValues.size} private values`);
-  const dumps = { redis: await dumpEverything(redis, prefix), keysDir: dumpFolder(secrets.KEYS_DIR) };
+  const dumps = { redis: await dumpPrefix(redis, prefix), keysDir: dumpFolder(secrets.KEYS_DIR) };
   t.true(dumps.redis.length > 0);
   for (const [where, dump] of Object.entries(dumps)) {
     t.false(dump.includes('"d":"'), `${where}: a "d" JWK member`);

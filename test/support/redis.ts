@@ -48,7 +48,7 @@ export async function deletePrefix(redis: Redis, prefix: string): Promise<void> 
   await Promise.all(keys.map((key) => redis.del(key)));
 }
 
-/** Every key and value under the prefix as text, for at-rest scans. */
+/** Every key and value under the prefix as text (strings, hashes, sets, lists, sorted sets), for at-rest scans. */
 export async function dumpPrefix(redis: Redis, prefix: string): Promise<string> {
   const parts: string[] = [];
   for (const key of await keysUnder(redis, prefix)) {
@@ -57,6 +57,8 @@ export async function dumpPrefix(redis: Redis, prefix: string): Promise<string> 
     if (type === 'string') parts.push((await redis.get(key)) ?? '');
     else if (type === 'hash') parts.push(JSON.stringify(await redis.hgetall(key)));
     else if (type === 'set') parts.push(JSON.stringify(await redis.smembers(key)));
+    else if (type === 'list') parts.push(JSON.stringify(await redis.lrange(key, 0, -1)));
+    else if (type === 'zset') parts.push(JSON.stringify(await redis.zrange(key, '0', '-1')));
   }
   return parts.join('\n');
 }

@@ -1,36 +1,16 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
-import type Koa from 'koa';
 import { loadResourceServerConfig } from '../../../src/config/resource-server-config.ts';
 import { buildResourceServerApp } from '../../../src/resource-server/app.ts';
 import { createLogger } from '../../../src/shared/logger.ts';
 import type { RunningAuthServer } from '../../support/auth-server.ts';
-import { keysUnder } from '../../support/redis.ts';
 
 export const silentLogger = createLogger('integration-test', 'silent');
 
-export interface Served {
-  readonly url: string;
-  close(): Promise<void>;
-}
+import { type Served, serve } from '../../support/serve.ts';
 
-/** Serves a Koa app on an ephemeral loopback port. */
-export async function serve(app: Koa): Promise<Served> {
-  const server = createServer(app.callback());
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.closeAllConnections();
-        server.close((error) => (error ? reject(error) : resolve()));
-      }),
-  };
-}
+export { type Served, serve };
 
 /** The real sample resource server, configured the way main.ts configures it from the environment. */
 export function startResourceServer(options: {
@@ -213,21 +193,6 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs = 5000
     if (Date.now() >= deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
-}
-
-/** Every key and value under the prefix as text, lists and sorted sets included (for at-rest scans). */
-export async function dumpEverything(redis: Redis, prefix: string): Promise<string> {
-  const parts: string[] = [];
-  for (const key of await keysUnder(redis, prefix)) {
-    parts.push(key);
-    const type = await redis.type(key);
-    if (type === 'string') parts.push((await redis.get(key)) ?? '');
-    else if (type === 'hash') parts.push(JSON.stringify(await redis.hgetall(key)));
-    else if (type === 'set') parts.push(JSON.stringify(await redis.smembers(key)));
-    else if (type === 'list') parts.push(JSON.stringify(await redis.lrange(key, 0, -1)));
-    else if (type === 'zset') parts.push(JSON.stringify(await redis.zrange(key, '0', '-1')));
-  }
-  return parts.join('\n');
 }
 
 /** Every file under a folder as text (binary files too, decoded as latin1 so any byte sequence shows). */
