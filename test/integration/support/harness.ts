@@ -5,10 +5,9 @@ import { loadResourceServerConfig } from '../../../src/config/resource-server-co
 import { buildResourceServerApp } from '../../../src/resource-server/app.ts';
 import { createLogger } from '../../../src/shared/logger.ts';
 import type { RunningAuthServer } from '../../support/auth-server.ts';
+import { type Served, serve } from '../../support/serve.ts';
 
 export const silentLogger = createLogger('integration-test', 'silent');
-
-import { type Served, serve } from '../../support/serve.ts';
 
 export { type Served, serve };
 
