@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../shared/logger.ts';
+import { logRequests } from '../shared/request-log.ts';
 import { baselineSecurityHeaders } from './interactions/security-headers.ts';
 import { describe, type ProviderHost } from './provider/provider-host.ts';
 import type { Store } from './storage/store.ts';
@@ -45,22 +46,7 @@ export function buildApp({ config, store, host, logger, routers = [] }: AppDeps)
     ctx.body = { status: ready ? 'ready' : 'unavailable', checks };
   });
 
-  app.use(async (ctx, next) => {
-    const started = performance.now();
-    try {
-      await next();
-    } finally {
-      logger.info(
-        {
-          method: ctx.method,
-          path: ctx.path,
-          status: ctx.status,
-          ms: Math.round(performance.now() - started),
-        },
-        'request',
-      );
-    }
-  });
+  app.use(logRequests(logger));
 
   app.use(async (ctx, next) => {
     try {

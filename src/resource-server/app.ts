@@ -3,6 +3,7 @@ import Router, { type RouterMiddleware } from '@koa/router';
 import Koa, { type Middleware } from 'koa';
 import type { ResourceServerConfig } from '../config/resource-server-config.ts';
 import type { Logger } from '../shared/logger.ts';
+import { logRequests } from '../shared/request-log.ts';
 import { ApiError, methodNotAllowed, notFound } from './api-errors.ts';
 import { type BearerAuth, type BearerAuthOptions, createBearerAuth } from './auth/index.ts';
 import { insuranceHandlers } from './insurance/handlers.ts';
@@ -40,25 +41,6 @@ export function createBearerAuthFromConfig(
     ...deps.bearerAuthOptions,
   });
 }
-
-const logRequests = (logger: Logger): Middleware =>
-  async function logRequest(ctx, next) {
-    const started = process.hrtime.bigint();
-    try {
-      await next();
-    } finally {
-      // The path only: the query string may carry what should never be logged (a misplaced token).
-      logger.info(
-        {
-          method: ctx.method,
-          path: ctx.path,
-          status: ctx.status,
-          duration_ms: Number(process.hrtime.bigint() - started) / 1e6,
-        },
-        'request',
-      );
-    }
-  };
 
 const setSecurityHeaders: Middleware = async function setSecurityHeaders(ctx, next) {
   ctx.set({

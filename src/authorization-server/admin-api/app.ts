@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { Config } from '../../config/config.ts';
 import { AppError, InvalidInputError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
+import { logRequests } from '../../shared/request-log.ts';
 import { summarize } from '../keys/signing-key-ring.ts';
 import { describe, type ProviderHost } from '../provider/provider-host.ts';
 import { AUTH_METHODS, GRANTS } from '../storage/client-store.ts';
@@ -221,6 +222,7 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
     }),
   );
 
+  app.use(logRequests(logger));
   app.use(async function handleErrors(ctx: Context, next: Next) {
     ctx.set('Cache-Control', 'no-store');
     ctx.set('X-Content-Type-Options', 'nosniff');
