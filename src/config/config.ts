@@ -48,7 +48,7 @@ const schema = z.object({
   /** Rotate signing keys on this schedule (seconds); unset: only by hand. */
   KEY_ROTATION_INTERVAL: seconds.min(60).optional(),
   /** `/token` requests allowed per client per minute, across all instances; 0 turns the limit off. */
-  TOKEN_RATE_LIMIT: z.coerce.number().int().min(0).max(1_000_000).default(600),
+  TOKEN_RATE_LIMIT: z.coerce.number().int().min(0).max(1_000_000).default(30_000),
   /** Trust X-Forwarded-* headers (behind a reverse proxy). */
   TRUST_PROXY: z.stringbool().default(false),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

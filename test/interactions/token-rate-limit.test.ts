@@ -1,4 +1,5 @@
 import test from 'ava';
+import { TOKEN_AUTH_FAILURES_PER_IP } from '../../src/authorization-server/rate-limit/limits.ts';
 import { API, Deployment } from '../e2e/support/deployment.ts';
 import type { RunningAuthServer } from '../support/auth-server.ts';
 
@@ -11,7 +12,9 @@ const secrets: Record<string, string> = {};
 
 test.before(async () => {
   deployment = await Deployment.create('test-token-limit');
-  const env = { TOKEN_RATE_LIMIT: String(LIMIT) };
+  // TRUST_PROXY lets the test speak for two callers through X-Forwarded-For (a header only: all
+  // traffic stays on loopback).
+  const env = { TOKEN_RATE_LIMIT: String(LIMIT), TRUST_PROXY: 'true' };
   a = await deployment.start({ env });
   b = await deployment.start({ env });
   await deployment.addApi(a);
@@ -34,15 +37,22 @@ test.after.always(async () => {
   await deployment?.cleanup();
 });
 
-function requestToken(server: RunningAuthServer, authMethod: 'client_secret_basic' | 'client_secret_post') {
+function requestToken(
+  server: RunningAuthServer,
+  authMethod: 'client_secret_basic' | 'client_secret_post',
+  { from = '198.51.100.1', secret = secrets[authMethod] as string } = {},
+) {
   const id = `m2m-${authMethod}`;
   const form = new URLSearchParams({ grant_type: 'client_credentials', scope: 'policies:read' });
-  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+  const headers: Record<string, string> = {
+    'content-type': 'application/x-www-form-urlencoded',
+    'x-forwarded-for': from,
+  };
   if (authMethod === 'client_secret_basic') {
-    headers.authorization = `Basic ${Buffer.from(`${id}:${secrets[authMethod]}`).toString('base64')}`;
+    headers.authorization = `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
   } else {
     form.set('client_id', id);
-    form.set('client_secret', secrets[authMethod] as string);
+    form.set('client_secret', secret);
   }
   return fetch(`${server.issuer}/token`, {
     method: 'POST',
@@ -69,3 +79,36 @@ for (const authMethod of ['client_secret_basic', 'client_secret_post'] as const)
     t.is((await requestToken(a, authMethod)).status, 429);
   });
 }
+
+test('wrong secrets sent with a client id are charged to the sender, never to the client', async (t) => {
+  const { client_secret } = await a.store.clients.add({
+    id: 'victim',
+    grants: ['client_credentials'],
+    scope: ['policies:read'],
+    resources: [API],
+    redirectUris: [],
+    postLogoutRedirectUris: [],
+  });
+  const attempt = (server: RunningAuthServer, from: string, secret: string) =>
+    fetch(`${server.issuer}/token`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-forwarded-for': from,
+        authorization: `Basic ${Buffer.from(`victim:${secret}`).toString('base64')}`,
+      },
+      body: 'grant_type=client_credentials&scope=policies%3Aread',
+      signal: AbortSignal.timeout(10_000),
+    });
+  const attacker = '203.0.113.9';
+  let statuses: number[] = [];
+  for (let i = 0; i < TOKEN_AUTH_FAILURES_PER_IP; i++)
+    statuses.push((await attempt(i % 2 ? a : b, attacker, 'guess')).status);
+  t.deepEqual([...new Set(statuses)], [401]);
+  statuses = [
+    (await attempt(a, attacker, 'guess')).status,
+    (await attempt(b, attacker, client_secret as string)).status,
+  ];
+  t.deepEqual(statuses, [429, 429], 'the sender is held back, on every instance');
+  t.is((await attempt(a, '198.51.100.7', client_secret as string)).status, 200, 'the real client is not');
+});

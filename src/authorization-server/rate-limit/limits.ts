@@ -36,3 +36,9 @@ export const LOGIN_LIMITS = {
 
 /** `/token` requests per client are counted over this window (TOKEN_RATE_LIMIT per window). */
 export const TOKEN_LIMIT_WINDOW_SECONDS = 60;
+
+/**
+ * Failed client authentications at `/token` per caller IP per window. Guessing a 256-bit client
+ * secret is hopeless anyway; this caps how much work a caller without credentials can cause.
+ */
+export const TOKEN_AUTH_FAILURES_PER_IP = 120;

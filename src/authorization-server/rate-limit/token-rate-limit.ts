@@ -1,22 +1,29 @@
 import { parse as parseQuery } from 'node:querystring';
 import { decodeJwt } from 'jose';
 import type { Context, Next } from 'koa';
-import { RateLimiterRes } from 'rate-limiter-flexible';
 import { bodyTooLarge, readRawBody, replayRawBody } from '../provider/form-body.ts';
 import type { Store } from '../storage/store.ts';
 import { createLimiter } from './limiter.ts';
-import { TOKEN_LIMIT_WINDOW_SECONDS } from './limits.ts';
+import { TOKEN_AUTH_FAILURES_PER_IP, TOKEN_LIMIT_WINDOW_SECONDS } from './limits.ts';
 
 /**
- * Koa middleware in front of oidc-provider's `/token`: at most `perWindow` requests per client per
- * window, counted in the store across every instance. The client is the one the request claims
- * (Basic credentials, `client_id`, or a client assertion's issuer); authenticating it stays the
- * provider's job, and a request naming no client is counted against its IP.
+ * Koa middleware in front of oidc-provider's `/token`, counted in the store across every instance:
+ * - a client gets at most `perWindow` tokens per window (its successful requests), so no one
+ *   client, runaway or stolen, takes the server;
+ * - failed client authentications are counted against the caller's IP, not the client they name,
+ *   so nobody can use up a client's budget (or lock it out) by sending its id with wrong secrets.
+ * The client is the one the request claims (Basic credentials, `client_id`, or a client
+ * assertion's issuer); authenticating it stays the provider's job.
  */
 export function limitTokenRequests(store: Store, perWindow: number) {
-  const limiter = createLimiter(store, {
+  const issued = createLimiter(store, {
     name: 'token-client',
     points: perWindow,
+    durationSeconds: TOKEN_LIMIT_WINDOW_SECONDS,
+  });
+  const failed = createLimiter(store, {
+    name: 'token-auth-failures',
+    points: TOKEN_AUTH_FAILURES_PER_IP,
     durationSeconds: TOKEN_LIMIT_WINDOW_SECONDS,
   });
 
@@ -26,31 +33,45 @@ export function limitTokenRequests(store: Store, perWindow: number) {
       bodyTooLarge(ctx);
       return;
     }
-    const key = claimed
-      ? `client:${store.box.hashId('token-client', claimed)}`
-      : `ip:${store.box.hashId('token-ip', ctx.ip)}`;
+    const clientKey = claimed ? store.box.hashId('token-client', claimed) : undefined;
+    const ipKey = store.box.hashId('token-ip', ctx.ip);
     try {
-      await limiter.consume(key);
-    } catch (error) {
-      if (!(error instanceof RateLimiterRes)) {
-        // The store is away: answer like the rest of the server does (app.ts), not with a 500.
-        ctx.set('Retry-After', '2');
-        respond(ctx, 503, {
-          error: 'temporarily_unavailable',
-          error_description: 'the service is temporarily unavailable',
-        });
-        return;
+      const [client, ip] = await Promise.all([clientKey ? issued.get(clientKey) : null, failed.get(ipKey)]);
+      if (client && client.consumedPoints >= perWindow) {
+        return tooMany(ctx, client.msBeforeNext, 'too many token requests for this client');
       }
-      const retryAfter = Math.max(1, Math.ceil(error.msBeforeNext / 1000));
-      ctx.set('Retry-After', String(retryAfter));
-      respond(ctx, 429, {
-        error: 'temporarily_unavailable',
-        error_description: `too many token requests for this client; retry in ${retryAfter} s`,
-      });
-      return;
+      if (ip && ip.consumedPoints >= TOKEN_AUTH_FAILURES_PER_IP) {
+        return tooMany(ctx, ip.msBeforeNext, 'too many failed client authentications from this address');
+      }
+    } catch {
+      return storeUnavailable(ctx);
     }
+
     await next();
+
+    // oidc-provider has written the response itself (ctx.respond is off), so read the raw status.
+    const status = ctx.res.statusCode;
+    if (status === 401) await failed.penalty(ipKey).catch(() => {});
+    else if (status < 400 && clientKey) await issued.penalty(clientKey).catch(() => {});
   };
+}
+
+function tooMany(ctx: Context, msBeforeNext: number, description: string): void {
+  const retryAfter = Math.max(1, Math.ceil(msBeforeNext / 1000));
+  ctx.set('Retry-After', String(retryAfter));
+  respond(ctx, 429, {
+    error: 'temporarily_unavailable',
+    error_description: `${description}; retry in ${retryAfter} s`,
+  });
+}
+
+/** The store is away: answer like the rest of the server does (app.ts), not with a 500. */
+function storeUnavailable(ctx: Context): void {
+  ctx.set('Retry-After', '2');
+  respond(ctx, 503, {
+    error: 'temporarily_unavailable',
+    error_description: 'the service is temporarily unavailable',
+  });
 }
 
 function respond(ctx: Context, status: number, body: { error: string; error_description: string }): void {
