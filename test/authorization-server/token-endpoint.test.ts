@@ -491,3 +491,24 @@ test('a duplicated token parameter is refused, not half-read', async (t) => {
   t.is(r.status, 400);
   t.is(r.json.error, 'invalid_request');
 });
+
+test('client credentials without a scope gets the scopes the client is registered for at the API (RFC 6749 §3.3)', async (t) => {
+  const r = await token(
+    server,
+    { grant_type: 'client_credentials' },
+    { authorization: basic('m2m', m2mSecret) },
+  );
+  t.is(r.status, 200);
+  t.is(r.json.scope, 'reports:read');
+  const claims = JSON.parse(
+    Buffer.from(String(r.json.access_token).split('.')[1] as string, 'base64url').toString(),
+  );
+  t.is(claims.scope, 'reports:read');
+});
+
+test('DPoP is off: a DPoP header does not turn a token into one the bearer-only APIs would misread', async (t) => {
+  const metadata = (await (
+    await fetch(`${server.issuer}/.well-known/openid-configuration`)
+  ).json()) as Record<string, unknown>;
+  t.is(metadata.dpop_signing_alg_values_supported, undefined);
+});

@@ -84,8 +84,14 @@ export function providerConfiguration(
       ) as SigningAlg[],
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
     },
+    // SPEC: logout revokes the grant, offline_access included (oidc-provider's default lets
+    // offline_access grants outlive the session).
+    expiresWithSession: () => true,
     features: {
       devInteractions: { enabled: false },
+      // The resource servers here take bearer tokens only; a DPoP-bound token that they would
+      // accept as a plain bearer token would be a false promise (RFC 9449 §7).
+      dPoP: { enabled: false },
       clientCredentials: { enabled: true },
       introspection: {
         enabled: true,

@@ -21,6 +21,19 @@ function requestedScopes(ctx: KoaContextWithOIDC): Set<string> {
 }
 
 /**
+ * oidc-provider ignores scopes it has never heard of (OIDC Core §3.1.2.1) and strips them before
+ * the request goes on; SPEC wants anything the client is not registered for refused with
+ * invalid_scope. Both resource hooks run before that stripping, so the check lives here.
+ */
+function refuseUnregisteredScopes(ctx: KoaContextWithOIDC, client: Client): Set<string> {
+  const registered = new Set((client.scope ?? '').split(' '));
+  for (const scope of requestedScopes(ctx)) {
+    if (!registered.has(scope)) throw new errors.InvalidScope('requested scope is not allowed', scope);
+  }
+  return registered;
+}
+
+/**
  * RFC 8707 resource indicators as SPEC states them: a client may only target the resources it is
  * registered for; each token is for one audience; without `resource`, the client's default
  * (first) resource applies to client credentials, and to the authorization code flow when the
@@ -36,6 +49,7 @@ export function resourceIndicators({
     enabled: true,
 
     async defaultResource(ctx: KoaContextWithOIDC, client: Client, oneOf?: readonly string[]) {
+      refuseUnregisteredScopes(ctx, client);
       const [fallback] = clientResources(client);
       if (oneOf) return fallback && oneOf.includes(fallback) ? fallback : undefined;
       if (!fallback) return undefined;
@@ -57,19 +71,24 @@ export function resourceIndicators({
       indicator: string,
       client: Client,
     ): Promise<ResourceServer> {
-      const allowed = new Set((client.scope ?? '').split(' '));
-      // oidc-provider ignores scopes it has never heard of (OIDC Core §3.1.2.1); for an API token
-      // SPEC wants them refused, never silently dropped.
-      for (const scope of requestedScopes(ctx)) {
-        if (!allowed.has(scope)) throw new errors.InvalidScope('requested scope is not allowed', scope);
-      }
+      const registered = refuseUnregisteredScopes(ctx, client);
+      const requested = requestedScopes(ctx);
       if (!clientResources(client).includes(indicator)) {
         throw new errors.InvalidTarget('the client is not allowed to request this resource');
       }
       const resource = await resources.get(indicator);
       if (!resource) throw new errors.InvalidTarget('unknown resource');
+      const granted = resource.scopes.filter((s) => registered.has(s));
+      if (requested.size === 0 && ctx.oidc.params?.grant_type === 'client_credentials') {
+        // RFC 6749 §3.3: no scope requested, so the pre-defined default applies: everything the
+        // client is registered for at this API. oidc-provider reads the scope after this call.
+        (ctx.oidc.params as { scope?: string }).scope = granted.join(' ');
+      } else if (requested.size > 0 && !granted.some((s) => requested.has(s))) {
+        // An API token without an API scope would be refused by every resource server.
+        throw new errors.InvalidScope('none of the requested scopes is for this resource', granted.join(' '));
+      }
       return {
-        scope: resource.scopes.filter((s) => allowed.has(s)).join(' '),
+        scope: granted.join(' '),
         audience: resource.uri,
         accessTokenTTL: resource.token_ttl ?? accessTokenTtl,
         accessTokenFormat: 'jwt',

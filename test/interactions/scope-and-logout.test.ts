@@ -1,0 +1,137 @@
+import test from 'ava';
+import { API, Deployment, startClientSite, type TestUser } from '../e2e/support/deployment.ts';
+import {
+  authorizationRequest,
+  exchangeCode,
+  runAuthorization,
+  UserAgent,
+} from '../e2e/support/user-agent.ts';
+import type { RunningAuthServer } from '../support/auth-server.ts';
+
+/**
+ * SPEC's scope rules at the authorization endpoint (nothing unregistered is silently dropped) and
+ * its logout rule (logout revokes the grant, so its tokens go inactive, offline_access included).
+ */
+let deployment: Deployment;
+let server: RunningAuthServer;
+let site: Awaited<ReturnType<typeof startClientSite>>;
+let user: TestUser;
+let redirectUri: string;
+let apiSecret: string;
+
+test.before(async () => {
+  deployment = await Deployment.create('test-scope-logout');
+  server = await deployment.start();
+  await deployment.addApi(server);
+  site = await startClientSite();
+  redirectUri = `${site.origin}/callback`;
+  user = await deployment.addUser(server, 'scope.user@example.com');
+  await server.store.clients.add({
+    id: 'scope-app',
+    grants: ['authorization_code', 'refresh_token'],
+    scope: ['openid', 'offline_access', 'policies:read'],
+    resources: [API],
+    redirectUris: [redirectUri],
+    postLogoutRedirectUris: [`${site.origin}/signed-out`],
+    authMethod: 'none',
+  });
+  // A confidential client of the API, allowed to introspect its tokens.
+  ({ client_secret: apiSecret } = (await server.store.clients.add({
+    id: 'api-introspector',
+    grants: ['client_credentials'],
+    scope: ['policies:read'],
+    resources: [API],
+    redirectUris: [],
+    postLogoutRedirectUris: [],
+  })) as { client_secret: string });
+  await server.host.reload();
+});
+
+test.after.always(async () => {
+  await site?.close();
+  await deployment?.cleanup();
+});
+
+async function firstRedirect(url: string): Promise<URL> {
+  const response = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(5000) });
+  return new URL(response.headers.get('location') ?? '', url);
+}
+
+test('a scope the client is not registered for is invalid_scope at the authorization endpoint', async (t) => {
+  for (const scope of ['openid unheard-of', 'openid claims:write']) {
+    const { url, state } = authorizationRequest(server.issuer, {
+      client_id: 'scope-app',
+      redirect_uri: redirectUri,
+      scope,
+    });
+    const back = await firstRedirect(url);
+    t.is(back.origin + back.pathname, redirectUri, scope);
+    t.is(back.searchParams.get('error'), 'invalid_scope', scope);
+    t.is(back.searchParams.get('state'), state);
+  }
+});
+
+test('a resource asked for with no scope of that resource is invalid_scope', async (t) => {
+  const { url } = authorizationRequest(server.issuer, {
+    client_id: 'scope-app',
+    redirect_uri: redirectUri,
+    scope: 'openid',
+    resource: API,
+  });
+  t.is((await firstRedirect(url)).searchParams.get('error'), 'invalid_scope');
+});
+
+test('logout revokes the grant: refresh fails and the JWT access token introspects inactive, offline_access included', async (t) => {
+  const browser = new UserAgent();
+  const request = authorizationRequest(server.issuer, {
+    client_id: 'scope-app',
+    redirect_uri: redirectUri,
+    scope: 'openid offline_access policies:read',
+    resource: API,
+    prompt: 'consent',
+  });
+  const flow = await runAuthorization(browser, request.url, redirectUri, {
+    credentials: user,
+    consent: 'approve',
+  });
+  const tokens = await exchangeCode(server.issuer, flow.callback, {
+    client_id: 'scope-app',
+    redirect_uri: redirectUri,
+    verifier: request.verifier,
+  });
+  t.truthy(tokens.refresh_token);
+  const introspect = async () => {
+    const response = await fetch(`${server.issuer}/token/introspection`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from(`api-introspector:${apiSecret}`).toString('base64')}`,
+      },
+      body: new URLSearchParams({ token: tokens.access_token as string }),
+    });
+    return ((await response.json()) as { active: boolean }).active;
+  };
+  t.true(await introspect());
+
+  const confirm = await browser.get(
+    `${server.issuer}/session/end?${new URLSearchParams({ id_token_hint: tokens.id_token as string })}`,
+  );
+  const html = await confirm.text();
+  const action = /<form id="op.logoutForm" method="post" action="([^"]+)"/.exec(html)?.[1] as string;
+  const xsrf = /name="xsrf" value="([^"]+)"/.exec(html)?.[1] as string;
+  const done = await browser.postForm(new URL(action, server.issuer).href, { xsrf, logout: 'yes' });
+  t.true(done.status < 400);
+
+  t.false(await introspect(), 'the API token is inactive after logout');
+  const refreshed = await fetch(`${server.issuer}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'refresh_token',
+      refresh_token: tokens.refresh_token as string,
+      client_id: 'scope-app',
+    }),
+  });
+  t.is(refreshed.status, 400);
+  t.is(((await refreshed.json()) as { error: string }).error, 'invalid_grant');
+});
