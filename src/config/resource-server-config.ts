@@ -70,7 +70,8 @@ function readIssuer(env: Env): string {
   // OpenID Connect Discovery 1.0 §3: the issuer has no query or fragment.
   const url = new URL(issuer);
   if (url.search || url.hash) throw invalid('ISSUER', 'must not contain a query or fragment');
-  return issuer;
+  // The same normalisation as the authorization server's: discovery's issuer has no trailing slash.
+  return issuer.replace(/\/$/, '');
 }
 
 function readIntrospection(env: Env): ResourceServerConfig['introspection'] {

@@ -55,17 +55,21 @@ const setSecurityHeaders: Middleware = async function setSecurityHeaders(ctx, ne
 };
 
 /**
- * Errors from body parsing (co-body) carry a 4xx status (not always `expose`: a JSON SyntaxError does
- * not); their messages may quote the input, so they are replaced.
+ * An error from reading the body as the client's error. Messages may quote the input, so they are
+ * replaced.
  */
-function clientError(error: unknown): ApiError | undefined {
-  if (error instanceof ApiError) return error;
+function bodyError(error: unknown): ApiError {
   const { status } = (error ?? {}) as { status?: unknown };
-  if (typeof status !== 'number' || status < 400 || status >= 500) return undefined;
   if (status === 413)
     return new ApiError(413, 'invalid_request', `the request body exceeds ${MAX_BODY_BYTES} bytes`);
   if (status === 415) return new ApiError(415, 'invalid_request', 'unsupported request body encoding');
-  return new ApiError(400, 'invalid_request', 'the request body could not be parsed as JSON');
+  return new ApiError(400, 'invalid_request', 'the request body could not be parsed');
+}
+
+function clientError(error: unknown): ApiError | undefined {
+  if (error instanceof ApiError) return error;
+  const { status } = (error ?? {}) as { status?: unknown };
+  return typeof status === 'number' && status >= 400 && status < 500 ? bodyError(error) : undefined;
 }
 
 const handleErrors = (logger: Logger): Middleware =>
@@ -125,12 +129,22 @@ export function buildResourceServerRouter(deps: ResourceServerDeps, bearerAuth: 
     ...(insuranceHandlers(repository) as unknown as Record<RouteId, RouterMiddleware[]>),
   };
   // Parsed before authentication so that a token sent in a form body is seen and refused (RFC 6750 §2.2).
-  const parseBody = bodyParser({
+  const bodyParserStep = bodyParser({
     enableTypes: ['json', 'form'],
     jsonLimit: MAX_BODY_BYTES,
     formLimit: MAX_BODY_BYTES,
     jsonStrict: true,
-  }) as unknown as RouterMiddleware;
+  }) as unknown as (ctx: unknown, next: () => Promise<void>) => Promise<void>;
+  // Whatever goes wrong while reading the body (bad JSON, a broken gzip stream, a wrong charset)
+  // is the client's error: a 4xx, never a 500.
+  const parseBody: RouterMiddleware = async function parseBody(ctx, next) {
+    try {
+      await bodyParserStep(ctx, async () => {});
+    } catch (error) {
+      throw bodyError(error);
+    }
+    await next();
+  };
 
   const router = new Router();
   for (const [id, policy] of routeEntries()) {

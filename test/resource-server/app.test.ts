@@ -66,3 +66,23 @@ test.serial(
     t.false(all.includes('query-value'));
   },
 );
+
+test('a body that cannot be decompressed or decoded is a 400, never a 500', async (t) => {
+  const token = await issuer.userToken('alice', 'policies:write');
+  for (const encoding of ['gzip', 'deflate', 'br']) {
+    const response = await call(`${api.url}/policies`, {
+      method: 'POST',
+      headers: { ...bearer(token), 'content-type': 'application/json', 'content-encoding': encoding },
+      body: 'not compressed at all',
+    });
+    t.is(response.status, 400, encoding);
+    t.is((response.body as { error: string }).error, 'invalid_request');
+  }
+  const badCharset = await call(`${api.url}/policies`, {
+    method: 'POST',
+    headers: { ...bearer(token), 'content-type': 'application/json; charset=klingon' },
+    body: '{"product":"home","coverage":1}',
+  });
+  // An unknown charset is read as UTF-8 (co-body); what matters is that it is never a 5xx.
+  t.true(badCharset.status < 500);
+});

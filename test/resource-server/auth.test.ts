@@ -105,16 +105,27 @@ test('another authentication scheme counts as no token', async (t) => {
   t.false((response.headers.get('www-authenticate') ?? '').includes('error='));
 });
 
-test('RFC 6750 §3.1 invalid_request: malformed header, token in query or body, two methods', async (t) => {
-  const token = await issuer.userToken('alice', 'things:read');
+test('a bearer credential that is not a b64token is a malformed token: 401 invalid_token (SPEC)', async (t) => {
   for (const authorization of [
-    'Bearer',
     'Bearer a b',
     'Bearer {not-b64token}',
+    'Bearer a$b',
     `Bearer ${'a'.repeat(9000)}`,
   ]) {
-    assertChallenge(t, await call(api.url, { headers: { authorization } }), 400, 'invalid_request');
+    assertChallenge(t, await call(api.url, { headers: { authorization } }), 401, 'invalid_token');
   }
+});
+
+test('"Bearer" with no token is no token: the plain challenge (RFC 6750 §3.1)', async (t) => {
+  for (const authorization of ['Bearer', 'Bearer ', 'bearer   ']) {
+    const response = await call(api.url, { headers: { authorization } });
+    t.is(response.status, 401);
+    t.notRegex(response.headers.get('www-authenticate') ?? '', /error=/);
+  }
+});
+
+test('RFC 6750 §3.1 invalid_request: token in query or body, two methods', async (t) => {
+  const token = await issuer.userToken('alice', 'things:read');
   assertChallenge(t, await call(`${api.url}/?access_token=${token}`), 400, 'invalid_request');
   assertChallenge(
     t,

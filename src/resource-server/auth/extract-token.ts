@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import { InvalidRequest, MissingToken } from './errors.ts';
+import { InvalidRequest, InvalidToken, MissingToken } from './errors.ts';
 
 // RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token; the scheme is case-insensitive (RFC 9110 §11.1).
 const bearerCredentials = /^bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
@@ -34,8 +34,11 @@ export function extractBearerToken(ctx: Context): string {
   // Another scheme (Basic...) is no bearer credential at all: challenge without an error code.
   if (!isBearer) throw new MissingToken('a bearer access token is required');
 
+  // "Bearer" with nothing after it carries no token: the plain challenge, as for no header at all.
+  if (/^bearer\s*$/i.test(header)) throw new MissingToken('a bearer access token is required');
   const match = bearerCredentials.exec(header.trim());
-  if (match?.[1] === undefined) throw new InvalidRequest('malformed Authorization header');
-  if (match[1].length > MAX_TOKEN_LENGTH) throw new InvalidRequest('access token too long');
+  // Something is there but it is not a b64token (or is far too long): a malformed token (SPEC: 401).
+  if (match?.[1] === undefined) throw new InvalidToken('the access token is malformed');
+  if (match[1].length > MAX_TOKEN_LENGTH) throw new InvalidToken('the access token is malformed');
   return match[1];
 }
