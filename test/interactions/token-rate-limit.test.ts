@@ -1,5 +1,5 @@
 import test from 'ava';
-import { TOKEN_AUTH_FAILURES_PER_IP } from '../../src/authorization-server/rate-limit/limits.ts';
+import { TOKEN_AUTH_FAILURES_PER_CALLER } from '../../src/authorization-server/rate-limit/limits.ts';
 import { API, Deployment } from '../e2e/support/deployment.ts';
 import type { RunningAuthServer } from '../support/auth-server.ts';
 
@@ -102,7 +102,7 @@ test('wrong secrets sent with a client id are charged to the sender, never to th
     });
   const attacker = '203.0.113.9';
   let statuses: number[] = [];
-  for (let i = 0; i < TOKEN_AUTH_FAILURES_PER_IP; i++)
+  for (let i = 0; i < TOKEN_AUTH_FAILURES_PER_CALLER; i++)
     statuses.push((await attempt(i % 2 ? a : b, attacker, 'guess')).status);
   t.deepEqual([...new Set(statuses)], [401]);
   statuses = [
@@ -111,4 +111,23 @@ test('wrong secrets sent with a client id are charged to the sender, never to th
   ];
   t.deepEqual(statuses, [429, 429], 'the sender is held back, on every instance');
   t.is((await attempt(a, '198.51.100.7', client_secret as string)).status, 200, 'the real client is not');
+  const neighbour = await a.store.clients.add({
+    id: 'neighbour',
+    grants: ['client_credentials'],
+    scope: ['policies:read'],
+    resources: [API],
+    redirectUris: [],
+    postLogoutRedirectUris: [],
+  });
+  const fromSameAddress = await fetch(`${a.issuer}/token`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      'x-forwarded-for': attacker,
+      authorization: `Basic ${Buffer.from(`neighbour:${neighbour.client_secret}`).toString('base64')}`,
+    },
+    body: 'grant_type=client_credentials',
+    signal: AbortSignal.timeout(10_000),
+  });
+  t.is(fromSameAddress.status, 200, 'nor another client behind the same address');
 });

@@ -38,7 +38,7 @@ export const LOGIN_LIMITS = {
 export const TOKEN_LIMIT_WINDOW_SECONDS = 60;
 
 /**
- * Failed client authentications at `/token` per caller IP per window. Guessing a 256-bit client
+ * Failed client authentications at `/token` per caller IP and claimed client, per window. Guessing a 256-bit client
  * secret is hopeless anyway; this caps how much work a caller without credentials can cause.
  */
-export const TOKEN_AUTH_FAILURES_PER_IP = 120;
+export const TOKEN_AUTH_FAILURES_PER_CALLER = 120;

@@ -4,14 +4,15 @@ import type { Context, Next } from 'koa';
 import { bodyTooLarge, readRawBody, replayRawBody } from '../provider/form-body.ts';
 import type { Store } from '../storage/store.ts';
 import { createLimiter } from './limiter.ts';
-import { TOKEN_AUTH_FAILURES_PER_IP, TOKEN_LIMIT_WINDOW_SECONDS } from './limits.ts';
+import { TOKEN_AUTH_FAILURES_PER_CALLER, TOKEN_LIMIT_WINDOW_SECONDS } from './limits.ts';
 
 /**
  * Koa middleware in front of oidc-provider's `/token`, counted in the store across every instance:
  * - a client gets at most `perWindow` tokens per window (its successful requests), so no one
  *   client, runaway or stolen, takes the server;
- * - failed client authentications are counted against the caller's IP, not the client they name,
- *   so nobody can use up a client's budget (or lock it out) by sending its id with wrong secrets.
+ * - failed client authentications are counted per caller IP and claimed client together: nobody
+ *   can use up a client's budget, or lock it out, by sending its id with wrong secrets, and one
+ *   caller's failures for one id never hold back the other clients behind the same address.
  * The client is the one the request claims (Basic credentials, `client_id`, or a client
  * assertion's issuer); authenticating it stays the provider's job.
  */
@@ -23,7 +24,7 @@ export function limitTokenRequests(store: Store, perWindow: number) {
   });
   const failed = createLimiter(store, {
     name: 'token-auth-failures',
-    points: TOKEN_AUTH_FAILURES_PER_IP,
+    points: TOKEN_AUTH_FAILURES_PER_CALLER,
     durationSeconds: TOKEN_LIMIT_WINDOW_SECONDS,
   });
 
@@ -34,14 +35,18 @@ export function limitTokenRequests(store: Store, perWindow: number) {
       return;
     }
     const clientKey = claimed ? store.box.hashId('token-client', claimed) : undefined;
-    const ipKey = store.box.hashId('token-ip', ctx.ip);
+    const ipKey = store.box.hashId('token-ip', `${ctx.ip}\0${claimed ?? ''}`);
     try {
       const [client, ip] = await Promise.all([clientKey ? issued.get(clientKey) : null, failed.get(ipKey)]);
       if (client && client.consumedPoints >= perWindow) {
         return tooMany(ctx, client.msBeforeNext, 'too many token requests for this client');
       }
-      if (ip && ip.consumedPoints >= TOKEN_AUTH_FAILURES_PER_IP) {
-        return tooMany(ctx, ip.msBeforeNext, 'too many failed client authentications from this address');
+      if (ip && ip.consumedPoints >= TOKEN_AUTH_FAILURES_PER_CALLER) {
+        return tooMany(
+          ctx,
+          ip.msBeforeNext,
+          'too many failed client authentications for this client from this address',
+        );
       }
     } catch {
       return storeUnavailable(ctx);
