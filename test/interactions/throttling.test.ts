@@ -17,11 +17,11 @@ test.after.always(async () => {
   await Promise.allSettled(deployments.map((d) => d.cleanup()));
 });
 
-async function twoInstances(name: string) {
+async function twoInstances(name: string, env: Record<string, string> = {}) {
   const deployment = await Deployment.create(name);
   deployments.push(deployment);
-  const a = await deployment.start();
-  const b = await deployment.start();
+  const a = await deployment.start({ env });
+  const b = await deployment.start({ env });
   await a.store.clients.add({
     id: 'throttle-app',
     grants: ['authorization_code'],
@@ -35,8 +35,13 @@ async function twoInstances(name: string) {
 }
 
 /** Opens a login page on an instance and posts credentials to it. */
-async function attempt(server: RunningAuthServer, email: string, password: string): Promise<Response> {
-  const agent = new UserAgent();
+async function attempt(
+  server: RunningAuthServer,
+  email: string,
+  password: string,
+  from?: string,
+): Promise<Response> {
+  const agent = new UserAgent({ forwardedFor: from });
   const { url } = authorizationRequest(server.issuer, {
     client_id: 'throttle-app',
     redirect_uri: `${site.origin}/callback`,
@@ -50,7 +55,7 @@ async function attempt(server: RunningAuthServer, email: string, password: strin
 test('failed logins for one account are throttled across two instances, with Retry-After', async (t) => {
   const { deployment, a, b } = await twoInstances('test-throttle-account');
   const user: TestUser = await deployment.addUser(a, 'victim@example.com');
-  const { freeFailures, firstDelaySeconds } = LOGIN_LIMITS.account;
+  const { freeFailures, firstDelaySeconds } = LOGIN_LIMITS.accountFromIp;
 
   for (let i = 0; i < freeFailures; i++) {
     const server = i % 2 === 0 ? a : b;
@@ -69,7 +74,8 @@ test('failed logins for one account are throttled across two instances, with Ret
   t.true(retryAfter > 0 && retryAfter <= firstDelaySeconds);
 
   // The hold lifts by itself (backoff, not a lock): shown here by letting it expire in Redis.
-  for (const key of await deployment.keys('rate-limit:login-account:hold*')) await deployment.redis.del(key);
+  for (const key of await deployment.keys('rate-limit:login-account-ip:hold*'))
+    await deployment.redis.del(key);
   const after = await attempt(b, user.email, user.password);
   t.is(after.status, 303, 'the right password works once the wait is over');
 });
@@ -77,10 +83,10 @@ test('failed logins for one account are throttled across two instances, with Ret
 test('unknown accounts are throttled exactly like real ones', async (t) => {
   const { a } = await twoInstances('test-throttle-unknown');
   const statuses: number[] = [];
-  for (let i = 0; i <= LOGIN_LIMITS.account.freeFailures; i++) {
+  for (let i = 0; i <= LOGIN_LIMITS.accountFromIp.freeFailures; i++) {
     statuses.push((await attempt(a, 'ghost@example.com', `wrong password ${i}`)).status);
   }
-  t.deepEqual(statuses, [...Array(LOGIN_LIMITS.account.freeFailures).fill(200), 429]);
+  t.deepEqual(statuses, [...Array(LOGIN_LIMITS.accountFromIp.freeFailures).fill(200), 429]);
 });
 
 test('one client IP spraying many accounts is throttled across instances', async (t) => {
@@ -95,4 +101,16 @@ test('one client IP spraying many accounts is throttled across instances', async
   t.is(throttled.headers.get('retry-after'), String(firstDelaySeconds));
   t.regex(await throttled.text(), /try again in 1 minute/);
   t.is((await attempt(b, 'yet-another@example.com', 'a guessed password')).status, 429);
+});
+
+test('a stranger failing for an account elsewhere does not hold the real person back', async (t) => {
+  // TRUST_PROXY lets the test speak for two addresses through X-Forwarded-For (a header only: all
+  // traffic stays on loopback).
+  const { deployment, a, b } = await twoInstances('test-throttle-stranger', { TRUST_PROXY: 'true' });
+  const user: TestUser = await deployment.addUser(a, 'owner@example.com');
+  const stranger = '203.0.113.50';
+  for (let i = 0; i <= LOGIN_LIMITS.accountFromIp.freeFailures; i++)
+    await attempt(a, user.email, `guess ${i}`, stranger);
+  t.is((await attempt(b, user.email, 'guess again', stranger)).status, 429, 'the stranger is held back');
+  t.is((await attempt(b, user.email, user.password, '198.51.100.20')).status, 303, 'the owner signs in');
 });

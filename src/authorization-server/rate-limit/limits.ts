@@ -16,18 +16,30 @@ export interface BackoffPolicy {
 }
 
 export const LOGIN_LIMITS = {
-  /** Per account (keyed by the email's keyed hash, whether or not the account exists). */
-  account: {
-    name: 'login-account',
+  /**
+   * Per account as tried from one address (the email's keyed hash with the client IP, whether or
+   * not the account exists): the everyday guard, and one that a stranger elsewhere cannot use to
+   * hold the real person back.
+   */
+  accountFromIp: {
+    name: 'login-account-ip',
     freeFailures: 5,
     firstDelaySeconds: 30,
+    maxDelaySeconds: 15 * 60,
+    memorySeconds: 24 * 3600,
+  },
+  /** Per account from anywhere: slows guessing spread over many addresses. */
+  account: {
+    name: 'login-account',
+    freeFailures: 50,
+    firstDelaySeconds: 60,
     maxDelaySeconds: 15 * 60,
     memorySeconds: 24 * 3600,
   },
   /** Per client IP: catches one source spraying many accounts. */
   ip: {
     name: 'login-ip',
-    freeFailures: 20,
+    freeFailures: 100,
     firstDelaySeconds: 60,
     maxDelaySeconds: 3600,
     memorySeconds: 3600,

@@ -12,6 +12,12 @@ interface Cookie {
 
 export class UserAgent {
   readonly #cookies = new Map<string, Cookie>();
+  /** Sent as X-Forwarded-For, for servers that trust a proxy: a browser at another address. */
+  readonly #forwardedFor: string | undefined;
+
+  constructor(options: { forwardedFor?: string } = {}) {
+    this.#forwardedFor = options.forwardedFor;
+  }
 
   cookieNames(): string[] {
     return [...new Set([...this.#cookies.values()].map((c) => c.name))];
@@ -47,6 +53,7 @@ export class UserAgent {
     const headers = new Headers(init.headers);
     if (cookie) headers.set('cookie', cookie);
     if (!headers.has('accept')) headers.set('accept', 'text/html,application/xhtml+xml,*/*;q=0.8');
+    if (this.#forwardedFor) headers.set('x-forwarded-for', this.#forwardedFor);
     const response = await fetch(url, {
       ...init,
       headers,
