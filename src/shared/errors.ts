@@ -33,6 +33,13 @@ export class InvalidInputError extends AppError {
   }
 }
 
+/** Authenticated and allowed on the route, but not to do this particular thing. */
+export class ForbiddenError extends AppError {
+  constructor(message: string) {
+    super('forbidden', message, 403);
+  }
+}
+
 export class NotFoundError extends AppError {
   constructor(message: string) {
     super('not_found', message, 404);

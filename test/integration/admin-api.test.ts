@@ -276,6 +276,44 @@ test.serial(
   },
 );
 
+test.serial(
+  'admin:clients cannot escalate: no granting, taking over or reshaping admin access it lacks',
+  async (t) => {
+    const token = await tokenFor('admin:clients');
+    const escalate = await request('POST', '/clients', token, {
+      client_id: 'escalator',
+      grant_types: ['client_credentials'],
+      scope: 'admin:keys admin:users',
+      resources: [audience],
+    });
+    t.is(escalate.status, 403, escalate.text);
+    t.is(escalate.json.error, 'forbidden');
+
+    for (const [method, path] of [
+      ['POST', '/clients/admin-keys/rotate-secret'],
+      ['DELETE', '/clients/admin-users'],
+    ] as const) {
+      const r = await request(method, path, token);
+      t.is(r.status, 403, `${method} ${path}`);
+    }
+    t.is(
+      (await request('POST', '/resources', token, { uri: audience, scope: 'admin:keys admin:super' })).status,
+      403,
+    );
+    t.is((await request('DELETE', `/resources?uri=${encodeURIComponent(audience)}`, token)).status, 403);
+
+    // Holding admin:clients itself, it may hand that one on.
+    const delegated = await request('POST', '/clients', token, {
+      client_id: 'second-client-admin',
+      grant_types: ['client_credentials'],
+      scope: 'admin:clients',
+      resources: [audience],
+    });
+    t.is(delegated.status, 201, delegated.text);
+    secretsSeen.add(String(delegated.json.client_secret));
+  },
+);
+
 test.serial('admin:users alone: users list/add/set-password/remove', async (t) => {
   const token = await tokenFor('admin:users');
   const email = 'carol@admin-it.test';
@@ -482,7 +520,10 @@ test.serial(
       if (entry.outcome !== 'ok') t.is(entry.outcome, 'refused', `keys.retire ${entry.target} answered 4xx`);
     }
     t.truthy(find('keys.retire', 'refused'), 'retiring the current key is audited as refused');
-    t.like(find('clients.add', 'ok'), { actor: 'admin-clients via admin-clients', target: 'made-by-api' });
+    t.like(
+      entries.find((e) => e.action === 'clients.add' && e.target === 'made-by-api'),
+      { actor: 'admin-clients via admin-clients', outcome: 'ok' },
+    );
     t.like(find('users.add', 'ok'), { actor: 'admin-users via admin-users' });
     t.true(
       entries.every((e) => e.outcome !== 'failed'),

@@ -3,7 +3,7 @@ import Router from '@koa/router';
 import Koa, { type Context, type Next } from 'koa';
 import { z } from 'zod';
 import type { Config } from '../../config/config.ts';
-import { AppError, InvalidInputError } from '../../shared/errors.ts';
+import { AppError, ForbiddenError, InvalidInputError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { logRequests } from '../../shared/request-log.ts';
 import { summarize } from '../keys/signing-key-ring.ts';
@@ -66,6 +66,25 @@ const scopes = (value: string) => [...new Set(value.split(/\s+/).filter(Boolean)
 export function buildAdminApp({ config, store, host, logger, audience }: AdminAppDeps): Koa {
   const app = new Koa({ proxy: config.trustProxy });
   const router = new Router();
+
+  /**
+   * No escalation through admin:clients: a caller may only hand out, or take over (new secret),
+   * admin scopes it holds itself, and the admin API's own resource is the server's to manage.
+   */
+  const mayDelegate = (ctx: Context, wanted: string[]) => {
+    const caller = ctx.state.admin as AdminCaller;
+    const beyond = wanted.filter(
+      (s) => (ADMIN_SCOPES as readonly string[]).includes(s) && !caller.scopes.has(s),
+    );
+    if (beyond.length) throw new ForbiddenError(`only a holder of ${beyond.join(' ')} may grant it`);
+  };
+  const mayManageClient = async (ctx: Context, id: string) => {
+    const client = await store.clients.get(id);
+    if (client) mayDelegate(ctx, client.scope.split(' '));
+  };
+  const refuseAdminResource = (uri: string) => {
+    if (uri === audience) throw new ForbiddenError('the admin API resource is managed by the server itself');
+  };
 
   /**
    * Checks the route's one scope, runs the action, and writes it to the audit log with its outcome;
@@ -131,6 +150,7 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
     '/resources',
     action('admin:clients', 'resources.add', async (ctx) => {
       const body = parse(resourceBody, ctx.request.body);
+      refuseAdminResource(body.uri);
       const resource = await store.resources.add({
         uri: body.uri,
         scopes: scopes(body.scope),
@@ -143,6 +163,7 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
     '/resources',
     action('admin:clients', 'resources.remove', async (ctx) => {
       const uri = String(ctx.query.uri ?? '');
+      refuseAdminResource(uri);
       await store.resources.remove(uri);
       return { body: { removed: uri }, target: uri };
     }),
@@ -158,6 +179,7 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
     '/clients',
     action('admin:clients', 'clients.add', async (ctx) => {
       const body = parse(clientBody, ctx.request.body);
+      mayDelegate(ctx, scopes(body.scope));
       const created = await store.clients.add({
         id: body.client_id,
         grants: body.grant_types,
@@ -182,16 +204,17 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
   router.delete(
     '/clients/:id',
     action('admin:clients', 'clients.remove', async (ctx) => {
+      await mayManageClient(ctx, String(ctx.params.id));
       await store.clients.remove(String(ctx.params.id));
       return { body: { removed: ctx.params.id }, target: ctx.params.id };
     }),
   );
   router.post(
     '/clients/:id/rotate-secret',
-    action('admin:clients', 'clients.rotate-secret', async (ctx) => ({
-      body: await store.clients.rotateSecret(String(ctx.params.id)),
-      target: ctx.params.id,
-    })),
+    action('admin:clients', 'clients.rotate-secret', async (ctx) => {
+      await mayManageClient(ctx, String(ctx.params.id));
+      return { body: await store.clients.rotateSecret(String(ctx.params.id)), target: ctx.params.id };
+    }),
   );
 
   router.get(
