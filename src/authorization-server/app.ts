@@ -24,6 +24,8 @@ const READY_TIMEOUT_MS = 1500;
  */
 export function buildApp({ config, store, host, logger, routers = [] }: AppDeps): Koa {
   const app = new Koa({ proxy: config.trustProxy });
+  app.silent = true;
+  app.on('error', (error) => logger.warn({ err: describe(error) }, 'request error'));
   const router = new Router();
 
   router.get('/healthz', (ctx) => {

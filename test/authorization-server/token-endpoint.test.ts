@@ -512,3 +512,15 @@ test('DPoP is off: a DPoP header does not turn a token into one the bearer-only 
   ).json()) as Record<string, unknown>;
   t.is(metadata.dpop_signing_alg_values_supported, undefined);
 });
+
+test('unknown paths and wrong methods answer 404 in JSON', async (t) => {
+  for (const [method, path] of [
+    ['GET', '/nope'],
+    ['GET', '/token'],
+    ['PUT', '/token/introspection'],
+  ] as const) {
+    const response = await fetch(`${server.issuer}${path}`, { method });
+    t.is(response.status, 404, `${method} ${path}`);
+    t.like(await response.json(), { error: 'not_found' });
+  }
+});

@@ -360,3 +360,31 @@ test('unknown commands and missing flags exit non-zero without JSON on stdout', 
     t.is(r.stdout, '');
   }
 });
+
+test('ordinary fixtures are accepted: short client ids, 8-character passwords, dotless domains', async (t) => {
+  t.like(await cliJson(['resources', 'add', '--uri', 'https://fixtures.test', '--scope', 'f:read'], env), {
+    uri: 'https://fixtures.test',
+  });
+  t.like(
+    await cliJson(
+      [
+        'clients',
+        'add',
+        '--id',
+        'rp',
+        '--grant',
+        'client_credentials',
+        '--scope',
+        'f:read',
+        '--resource',
+        'https://fixtures.test',
+      ],
+      env,
+    ),
+    { client_id: 'rp' },
+  );
+  t.like(
+    await cliJson(['users', 'add', '--email', 'dave@localhost', '--password-stdin'], env, 'password1\n'),
+    { email: 'dave@localhost' },
+  );
+});

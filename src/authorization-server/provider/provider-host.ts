@@ -1,4 +1,4 @@
-import Provider from 'oidc-provider';
+import Provider, { type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../../config/config.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { publicJwk } from '../keys/signing-key-ring.ts';
@@ -89,6 +89,7 @@ export class ProviderHost {
     const { config, store, logger, pages } = this.#deps;
     const provider = new Provider(config.issuer, providerConfiguration(config, store, snapshot, pages));
     provider.proxy = config.trustProxy;
+    provider.use(jsonNotFound);
     provider.use(rfc6749ErrorCodes);
     provider.use(
       jwtTokenRegistryBridge(
@@ -101,6 +102,15 @@ export class ProviderHost {
       logger.error({ err: describe(error) }, 'oidc-provider server error'),
     );
     return provider;
+  }
+}
+
+/** Unknown paths and methods answer in JSON like every other endpoint, not Koa's plain "Not Found". */
+async function jsonNotFound(ctx: KoaContextWithOIDC, next: () => Promise<void>): Promise<void> {
+  await next();
+  if (ctx.status === 404 && ctx.body == null) {
+    ctx.body = { error: 'not_found', error_description: 'no such endpoint (or not with this method)' };
+    ctx.status = 404;
   }
 }
 

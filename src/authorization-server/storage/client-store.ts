@@ -53,7 +53,8 @@ const redirectUri = z
 
 const clientInput = z
   .object({
-    id: z.string().regex(/^[A-Za-z0-9._~-]{3,128}$/, 'client id: 3-128 of A-Z a-z 0-9 . _ ~ -'),
+    // RFC 6749 Appendix A.1 allows any VSCHAR; spaces aside, so ids survive shells and logs intact.
+    id: z.string().regex(/^[\x21-\x7E]{1,128}$/, 'client id: 1-128 visible ASCII characters, no spaces'),
     grants: z.array(z.enum(GRANTS)).min(1, 'at least one --grant'),
     scope: z.array(z.string()).min(1, '--scope needs at least one scope'),
     resources: z.array(z.url({ protocol: /^https?$/ })),

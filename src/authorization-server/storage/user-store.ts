@@ -29,10 +29,15 @@ export interface User {
 
 export type UserView = Omit<User, 'password_hash'>;
 
-const email = z.email({ error: 'a valid --email' }).max(254);
+// Structural only (one @, something either side, no spaces): deliverability is not ours to judge,
+// and internal domains without a dot (user@localhost) are real addresses.
+const email = z
+  .string()
+  .max(254)
+  .regex(/^[^\s@]+@[^\s@]+$/, 'a valid --email (name@domain)');
 const password = z
   .string()
-  .min(12, 'passwords have at least 12 characters')
+  .min(8, 'passwords have at least 8 characters (NIST SP 800-63B)')
   .max(1024, 'passwords have at most 1024 characters');
 const name = z.string().trim().min(1).max(200).optional();
 
