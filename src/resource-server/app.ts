@@ -128,7 +128,6 @@ export function buildResourceServerRouter(deps: ResourceServerDeps, bearerAuth: 
     ...publicHandlers(deps),
     ...(insuranceHandlers(repository) as unknown as Record<RouteId, RouterMiddleware[]>),
   };
-  // Parsed before authentication so that a token sent in a form body is seen and refused (RFC 6750 §2.2).
   const bodyParserStep = bodyParser({
     enableTypes: ['json', 'form'],
     jsonLimit: MAX_BODY_BYTES,
@@ -145,6 +144,11 @@ export function buildResourceServerRouter(deps: ResourceServerDeps, bearerAuth: 
     }
     await next();
   };
+  // A form body is read before authentication, so that a token sent in it is seen and refused
+  // (RFC 6750 §2.2); any other body only after it, so an anonymous caller learns nothing but 401.
+  const parseFormBody: RouterMiddleware = async function parseFormBody(ctx, next) {
+    return ctx.is('application/x-www-form-urlencoded') ? parseBody(ctx, next) : next();
+  };
 
   const router = new Router();
   for (const [id, policy] of routeEntries()) {
@@ -152,12 +156,13 @@ export function buildResourceServerRouter(deps: ResourceServerDeps, bearerAuth: 
       policy.scope === null
         ? []
         : [
-            parseBody,
+            parseFormBody,
             bearerAuth.protect({
               scope: policy.scope,
               endUser: policy.endUser,
               revocation: policy.revocationCheck,
             }) as unknown as RouterMiddleware,
+            parseBody,
           ];
     router.register(policy.path, [policy.method], [...guards, ...handlers[id]]);
   }

@@ -86,3 +86,13 @@ test('a body that cannot be decompressed or decoded is a 400, never a 500', asyn
   // An unknown charset is read as UTF-8 (co-body); what matters is that it is never a 5xx.
   t.true(badCharset.status < 500);
 });
+
+test('an anonymous caller learns nothing from its body: 401 before the JSON is even read', async (t) => {
+  const response = await call(`${api.url}/policies`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"not json',
+  });
+  t.is(response.status, 401);
+  t.notRegex(response.headers.get('www-authenticate') ?? '', /error=/);
+});
