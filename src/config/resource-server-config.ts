@@ -28,7 +28,7 @@ export interface ResourceServerConfig {
   /** RS_CLOCK_TOLERANCE_SECONDS, default 5. Leeway for exp, nbf and iat between this host and the AS. */
   readonly clockToleranceSeconds: number;
   /**
-   * RS_JWKS_COOLDOWN_SECONDS, default 5. After fetching the JWKS, a token with an unknown `kid` does not
+   * RS_JWKS_COOLDOWN_SECONDS, default 1. After fetching the JWKS, a token with an unknown `kid` does not
    * trigger another fetch for this long. Small, so a key the AS just started signing with is picked up
    * quickly, yet garbage `kid`s cannot make this server hammer the AS.
    */
@@ -104,7 +104,7 @@ export function loadResourceServerConfig(env: Env = process.env): ResourceServer
     audience,
     introspection,
     clockToleranceSeconds: read(env, 'RS_CLOCK_TOLERANCE_SECONDS', seconds.max(300), '5'),
-    jwksCooldownSeconds: read(env, 'RS_JWKS_COOLDOWN_SECONDS', seconds, '5'),
+    jwksCooldownSeconds: read(env, 'RS_JWKS_COOLDOWN_SECONDS', seconds, '1'),
     jwksCacheMaxAgeSeconds: read(env, 'RS_JWKS_CACHE_MAX_AGE_SECONDS', seconds, '60'),
     logLevel: read(env, 'LOG_LEVEL', logLevel, 'info'),
     warnings,

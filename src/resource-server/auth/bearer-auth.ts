@@ -29,7 +29,7 @@ export interface BearerAuthOptions {
   readonly realm?: string;
   /** Leeway for exp, nbf and iat. Default 5. */
   readonly clockToleranceSeconds?: number;
-  /** Minimum time between two JWKS fetches caused by an unknown `kid`. Default 5. */
+  /** Minimum time between two JWKS fetches caused by an unknown `kid`. Default 1. */
   readonly jwksCooldownSeconds?: number;
   /** The JWKS is refetched after this long regardless (a dropped key stops verifying by then). Default 60. */
   readonly jwksCacheMaxAgeSeconds?: number;
@@ -130,7 +130,7 @@ export function createBearerAuth(options: BearerAuthOptions): BearerAuth {
         verify: createAccessTokenVerifier(metadata, {
           audience: options.audience,
           clockToleranceSeconds: options.clockToleranceSeconds ?? 5,
-          jwksCooldownSeconds: options.jwksCooldownSeconds ?? 5,
+          jwksCooldownSeconds: options.jwksCooldownSeconds ?? 1,
           jwksCacheMaxAgeSeconds: options.jwksCacheMaxAgeSeconds ?? 60,
           timeoutMs,
           fetch: fetchImpl,
