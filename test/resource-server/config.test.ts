@@ -9,7 +9,7 @@ test('defaults follow SPEC', (t) => {
     audience: 'http://localhost:4000',
     introspection: undefined,
     clockToleranceSeconds: 5,
-    jwksCooldownSeconds: 5,
+    jwksCooldownSeconds: 1,
     logLevel: 'info',
   });
 });
