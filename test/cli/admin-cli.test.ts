@@ -3,9 +3,11 @@ import { join } from 'node:path';
 import test from 'ava';
 import type { Redis } from 'ioredis';
 import { exportJWK, generateKeyPair } from 'jose';
+import { openStore } from '../../src/authorization-server/storage/store.ts';
+import { loadConfig } from '../../src/config/config.ts';
 import { testSecrets } from '../support/auth-server.ts';
 import { cliJson, runCli } from '../support/cli.ts';
-import { connectRedis, deletePrefix, dumpPrefix, testPrefix } from '../support/redis.ts';
+import { connectRedis, deletePrefix, dumpPrefix, REDIS_URL, testPrefix } from '../support/redis.ts';
 
 const prefix = testPrefix('cli');
 const secrets = testSecrets();
@@ -387,4 +389,22 @@ test('ordinary fixtures are accepted: short client ids, 8-character passwords, d
     await cliJson(['users', 'add', '--email', 'dave@localhost', '--password-stdin'], env, 'password1\n'),
     { email: 'dave@localhost' },
   );
+});
+
+test.serial('every CLI command is in the audit log (who, what, outcome), never a secret', async (t) => {
+  const store = await openStore(loadConfig({ ...env, REDIS_URL }));
+  try {
+    const entries = await store.audit.recent(500);
+    const added = entries.find((e) => e.action === 'clients.add' && e.target === 'm2m' && e.outcome === 'ok');
+    t.like(added, { source: 'cli' });
+    t.regex(String(added?.actor), /^cli:/);
+    t.truthy(
+      entries.find((e) => e.action === 'clients.add' && e.outcome === 'refused'),
+      'refusals too',
+    );
+    t.truthy(entries.find((e) => e.action === 'keys.rotate' && e.outcome === 'ok'));
+    t.false(JSON.stringify(entries).includes('correct horse'));
+  } finally {
+    await store.close();
+  }
 });
