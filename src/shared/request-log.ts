@@ -15,7 +15,8 @@ export function logRequests(logger: Logger): Middleware {
         {
           method: ctx.method,
           path: ctx.path,
-          status: ctx.status,
+          // The raw response's status: right also when oidc-provider answered the request itself.
+          status: ctx.res.statusCode,
           duration_ms: Math.round(performance.now() - started),
         },
         'request',
