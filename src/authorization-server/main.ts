@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type { Server } from 'node:http';
-import { loadConfig } from '../config/config.ts';
+import { type Config, loadConfig } from '../config/config.ts';
+import { ConfigError } from '../shared/errors.ts';
 import { createLogger } from '../shared/logger.ts';
 import { buildAdminApp, ensureAdminResource } from './admin-api/app.ts';
 import { buildApp } from './app.ts';
@@ -8,9 +9,25 @@ import { createInteractions } from './interactions/index.ts';
 import { describe, ProviderHost } from './provider/provider-host.ts';
 import { openStore } from './storage/store.ts';
 
-const config = loadConfig();
+/** Start-up failures (bad configuration, a store that cannot be opened) end the process with one clear line. */
+function fail(message: string, error: unknown): never {
+  createLogger('authorization-server').fatal(
+    { variable: error instanceof ConfigError ? error.variable : undefined },
+    `${message}: ${error instanceof Error ? error.message : String(error)}`,
+  );
+  process.exit(1);
+}
+
+let config: Config;
+try {
+  config = loadConfig();
+} catch (error) {
+  fail('invalid configuration', error);
+}
 const logger = createLogger('authorization-server', config.logLevel);
-const store = await openStore(config);
+const store = await openStore(config).catch((error) =>
+  fail('cannot open the store (is Redis at REDIS_URL reachable, and STORE_KEY the right key?)', error),
+);
 
 if (!config.redisUrl) {
   logger.warn(
@@ -26,7 +43,7 @@ if (store.secrets.source === 'generated') {
 
 const interactions = createInteractions({ config, store, logger, host: () => host });
 const host = new ProviderHost({ config, store, logger, pages: interactions.pages });
-await host.start();
+await host.start().catch((error) => fail('cannot load signing keys and resources', error));
 if (!config.redisUrl) await interactions.seedDemoData?.();
 
 const app = buildApp({ config, store, host, logger, routers: interactions.routers });
