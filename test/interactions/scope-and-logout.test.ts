@@ -135,3 +135,31 @@ test('logout revokes the grant: refresh fails and the JWT access token introspec
   t.is(refreshed.status, 400);
   t.is(((await refreshed.json()) as { error: string }).error, 'invalid_grant');
 });
+
+test('pushed authorization requests (RFC 9126) work, and get the same scope rules', async (t) => {
+  const push = (scope: string) => {
+    const { url } = authorizationRequest(server.issuer, {
+      client_id: 'scope-app',
+      redirect_uri: redirectUri,
+      scope,
+    });
+    return fetch(`${server.issuer}/request`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URL(url).searchParams,
+    });
+  };
+  const pushed = await push('openid policies:read');
+  t.is(pushed.status, 201);
+  const { request_uri, expires_in } = (await pushed.json()) as { request_uri: string; expires_in: number };
+  t.regex(request_uri, /^urn:ietf:params:oauth:request_uri:/);
+  t.true(expires_in > 0);
+  const next = await firstRedirect(
+    `${server.issuer}/auth?${new URLSearchParams({ client_id: 'scope-app', request_uri })}`,
+  );
+  t.regex(next.pathname, /^\/interaction\//, 'on to the login page');
+
+  const refused = await push('openid unheard-of');
+  t.is(refused.status, 400);
+  t.is(((await refused.json()) as { error: string }).error, 'invalid_scope');
+});
