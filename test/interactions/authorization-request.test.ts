@@ -9,8 +9,9 @@ import {
 import type { RunningAuthServer } from '../support/auth-server.ts';
 
 /**
- * SPEC's scope rules at the authorization endpoint (nothing unregistered is silently dropped) and
- * its logout rule (logout revokes the grant, so its tokens go inactive, offline_access included).
+ * The authorization request's rules (PKCE, exact redirect URIs, PAR, and SPEC's scope rules:
+ * nothing unregistered is silently dropped) and SPEC's logout rule (logout revokes the grant, so
+ * its tokens go inactive, offline_access included).
  */
 let deployment: Deployment;
 let server: RunningAuthServer;
@@ -162,4 +163,35 @@ test('pushed authorization requests (RFC 9126) work, and get the same scope rule
   const refused = await push('openid unheard-of');
   t.is(refused.status, 400);
   t.is(((await refused.json()) as { error: string }).error, 'invalid_scope');
+});
+
+test('PKCE is required even for a request without code_challenge', async (t) => {
+  const query = new URLSearchParams({
+    client_id: 'scope-app',
+    redirect_uri: redirectUri,
+    response_type: 'code',
+    scope: 'openid',
+    state: 's1',
+  });
+  const back = await firstRedirect(`${server.issuer}/auth?${query}`);
+  t.is(back.origin + back.pathname, redirectUri);
+  t.is(back.searchParams.get('error'), 'invalid_request');
+});
+
+test('redirect URIs match exactly: a near miss gets an error page, never a redirect', async (t) => {
+  for (const near of [
+    `${redirectUri}/`,
+    `${redirectUri}?x=1`,
+    redirectUri.replace('127.0.0.1', 'localhost'),
+    `${redirectUri}#f`,
+  ]) {
+    const { url } = authorizationRequest(server.issuer, {
+      client_id: 'scope-app',
+      redirect_uri: near,
+      scope: 'openid',
+    });
+    const response = await fetch(url, { redirect: 'manual', headers: { accept: 'application/json' } });
+    t.is(response.status, 400, near);
+    t.is(response.headers.get('location'), null, near);
+  }
 });
