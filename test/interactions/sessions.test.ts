@@ -150,3 +150,52 @@ test.serial('an unregistered post_logout_redirect_uri is refused', async (t) => 
   t.regex(html, /We could not continue/);
   t.notRegex(response.headers.get('content-security-policy') ?? '', /unsafe-inline/);
 });
+
+test.serial(
+  'a code made on one instance is redeemed on another, and its refresh token used on a third hop',
+  async (t) => {
+    await a.store.clients.add({
+      id: 'sso-offline',
+      grants: ['authorization_code', 'refresh_token'],
+      scope: ['openid', 'offline_access'],
+      resources: [],
+      redirectUris: [redirectUri],
+      postLogoutRedirectUris: [],
+      authMethod: 'none',
+    });
+    const request = authorizationRequest(a.issuer, {
+      client_id: 'sso-offline',
+      redirect_uri: redirectUri,
+      scope: 'openid offline_access',
+      prompt: 'consent',
+    });
+    const flow = await runAuthorization(new UserAgent(), via(b, request.url), redirectUri, {
+      credentials: user,
+      consent: 'approve',
+    });
+    // Redeemed on instance a (the public issuer's port), though instance b issued the code.
+    const tokens = await exchangeCode(a.issuer, flow.callback, {
+      client_id: 'sso-offline',
+      redirect_uri: redirectUri,
+      verifier: request.verifier,
+    });
+    t.truthy(tokens.refresh_token);
+    const refresh = (server: RunningAuthServer, refreshToken: string) =>
+      fetch(via(server, `${a.issuer}/token`), {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'refresh_token',
+          refresh_token: refreshToken,
+          client_id: 'sso-offline',
+        }),
+      });
+    const onB = await refresh(b, tokens.refresh_token as string);
+    t.is(onB.status, 200);
+    const rotated = ((await onB.json()) as { refresh_token: string }).refresh_token;
+    t.not(rotated, tokens.refresh_token);
+    // The spent one, replayed on the other instance, is reuse: refused, and the grant goes with it.
+    t.is((await refresh(a, tokens.refresh_token as string)).status, 400);
+    t.is((await refresh(b, rotated)).status, 400);
+  },
+);
