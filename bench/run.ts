@@ -219,7 +219,6 @@ try {
     redirectUris: [],
     postLogoutRedirectUris: [],
   })) as { client_secret: string };
-  await server.host.reload();
   const auth = `Basic ${Buffer.from(`bench:${client_secret}`).toString('base64')}`;
   const tokenRequest = async () => {
     const r = await fetch(`${server.issuer}/token`, {

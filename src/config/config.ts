@@ -37,7 +37,7 @@ const schema = z.object({
   ACCESS_TOKEN_TTL: seconds.max(86_400).default(600),
   /** JWS algorithm of access tokens; ID tokens are always RS256 (OpenID Connect Core §15.1). */
   ACCESS_TOKEN_ALG: z.enum(['EdDSA', 'ES256', 'RS256', 'PS256']).default('EdDSA'),
-  /** How often each instance checks the store for key and resource changes (pub/sub tells it sooner). */
+  /** How often each instance checks the store for key ring changes (pub/sub tells it sooner). */
   RELOAD_INTERVAL_MS: z.coerce.number().int().min(100).max(5000).default(2000),
   /** Admin API port; unset: no admin API. */
   ADMIN_PORT: port.optional(),

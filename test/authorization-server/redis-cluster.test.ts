@@ -70,7 +70,6 @@ test('the whole authorization server runs on Redis Cluster: clients, keys, token
     redirectUris: [],
     postLogoutRedirectUris: [],
   });
-  await server.host.reload();
   const auth = {
     authorization: `Basic ${Buffer.from(`cluster-client:${client_secret}`).toString('base64')}`,
   };

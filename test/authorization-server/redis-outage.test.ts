@@ -29,7 +29,6 @@ test.before(async () => {
       })
     ).client_secret,
   );
-  await server.host.reload();
 });
 
 test.after.always(async () => {

@@ -56,8 +56,6 @@ test.before(async () => {
     authMethod: 'private_key_jwt',
     jwks: { keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'c1', alg: 'ES256' }] },
   });
-  // Resources reach the provider through the change feed.
-  await server.host.reload();
   second = await startAuthServer({ prefix, secrets });
 });
 

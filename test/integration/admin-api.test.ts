@@ -61,7 +61,6 @@ test.before(async () => {
     postLogoutRedirectUris: [],
   });
   apiClient = { id: 'api-client', secret: String(created.client_secret) };
-  await as.host.reload();
   admin = await serve(
     buildAdminApp({ config: as.config, store: as.store, host: as.host, logger: silentLogger, audience }),
   );

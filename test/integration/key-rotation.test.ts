@@ -106,7 +106,6 @@ test.before(async () => {
   });
   web = { id: 'web-rotation', secret: String(webCreated.client_secret) };
   alice = (await a.store.users.add({ email: 'alice@rotation.test', password: 'alice-password-123' })).sub;
-  await a.host.reload();
   // One deployment behind one issuer identifier: the second instance listens on its own port but
   // names the same issuer (a load balancer would front both).
   b = await startAuthServer({ prefix, secrets, env: { ...env, ISSUER: a.issuer } });

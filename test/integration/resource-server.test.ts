@@ -100,7 +100,6 @@ test.before(async () => {
   });
   alice = (await as.store.users.add({ email: 'alice@integration.test', password: 'alice-password-123' })).sub;
   bob = (await as.store.users.add({ email: 'bob@integration.test', password: 'bob-password-12345' })).sub;
-  await as.host.reload();
   rs = await startResourceServer({
     issuer: as.issuer,
     audience: api,

@@ -45,7 +45,6 @@ test.before(async () => {
     redirectUris: [],
     postLogoutRedirectUris: [],
   })) as { client_secret: string });
-  await server.host.reload();
 });
 
 test.after.always(async () => {
@@ -194,4 +193,48 @@ test('redirect URIs match exactly: a near miss gets an error page, never a redir
     t.is(response.status, 400, near);
     t.is(response.headers.get('location'), null, near);
   }
+});
+
+test('one audience per token: the response scope is the token scope, API or userinfo (RFC 6749 §5.1)', async (t) => {
+  const request = authorizationRequest(server.issuer, {
+    client_id: 'scope-app',
+    redirect_uri: redirectUri,
+    scope: 'openid offline_access policies:read',
+    resource: API,
+    prompt: 'consent',
+  });
+  const flow = await runAuthorization(new UserAgent(), request.url, redirectUri, {
+    credentials: user,
+    consent: 'approve',
+  });
+  const tokens = await exchangeCode(server.issuer, flow.callback, {
+    client_id: 'scope-app',
+    redirect_uri: redirectUri,
+    verifier: request.verifier,
+  });
+  t.is(tokens.scope, 'policies:read', 'the code exchange gave the API token');
+
+  const refresh = async (extra: Record<string, string>, refreshToken: string) => {
+    const response = await fetch(`${server.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: refreshToken,
+        client_id: 'scope-app',
+        ...extra,
+      }),
+    });
+    return (await response.json()) as Record<string, string>;
+  };
+  const forUserinfo = await refresh({}, tokens.refresh_token as string);
+  t.is(forUserinfo.scope, 'openid offline_access');
+  const me = await fetch(`${server.issuer}/me`, {
+    headers: { authorization: `Bearer ${forUserinfo.access_token}` },
+  });
+  t.is(me.status, 200);
+
+  const forApi = await refresh({ resource: API }, forUserinfo.refresh_token as string);
+  t.is(forApi.scope, 'policies:read');
+  t.is(String(forApi.access_token).split('.').length, 3, 'a JWT for the API');
 });

@@ -18,7 +18,6 @@ test.before(async () => {
   a = await deployment.start({ env });
   b = await deployment.start({ env });
   await deployment.addApi(a);
-  await b.host.reload();
   for (const authMethod of ['client_secret_basic', 'client_secret_post'] as const) {
     const { client_secret } = await a.store.clients.add({
       id: `m2m-${authMethod}`,

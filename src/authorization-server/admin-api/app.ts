@@ -8,7 +8,7 @@ import type { Logger } from '../../shared/logger.ts';
 import { logRequests } from '../../shared/request-log.ts';
 import { summarize } from '../keys/signing-key-ring.ts';
 import { describe, type ProviderHost } from '../provider/provider-host.ts';
-import { AUTH_METHODS, GRANTS } from '../storage/client-store.ts';
+import { AUTH_METHODS, GRANTS, registeredScopes } from '../storage/client-store.ts';
 import type { Store } from '../storage/store.ts';
 import {
   ADMIN_SCOPES,
@@ -80,7 +80,7 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
   };
   const mayManageClient = async (ctx: Context, id: string) => {
     const client = await store.clients.get(id);
-    if (client) mayDelegate(ctx, client.scope.split(' '));
+    if (client) mayDelegate(ctx, [...registeredScopes(client)]);
   };
   const refuseAdminResource = (uri: string) => {
     if (uri === audience) throw new ForbiddenError('the admin API resource is managed by the server itself');

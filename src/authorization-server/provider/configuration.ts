@@ -1,8 +1,9 @@
 import { type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../../config/config.ts';
 import { currentKid, type KeyRing, providerJwks, type SigningAlg } from '../keys/signing-key-ring.ts';
+import { clientResources } from '../storage/client-store.ts';
 import { createAdapterClass } from '../storage/oidc-adapter.ts';
-import { OPENID_SCOPES, type Resource } from '../storage/resource-store.ts';
+import { OPENID_SCOPES } from '../storage/resource-store.ts';
 import type { Store } from '../storage/store.ts';
 import { findAccount, loadExistingGrant, RememberedConsents } from './accounts.ts';
 import { recordJwtAccessTokens } from './jwt-token-registry.ts';
@@ -15,9 +16,9 @@ export interface ProviderPages {
   postLogoutSuccessSource: (ctx: KoaContextWithOIDC) => Promise<void> | void;
 }
 
+/** What a Provider is built from and fixed to: the signing keys. Everything else is read live. */
 export interface ProviderSnapshot {
   ring: KeyRing;
-  resources: Resource[];
 }
 
 export const TOKEN_TTL = {
@@ -28,10 +29,6 @@ export const TOKEN_TTL = {
   Grant: 14 * 24 * 3600,
   RefreshToken: 14 * 24 * 3600,
 } as const;
-
-function clientResourcesOf(client: { [key: string]: unknown }): string[] {
-  return Array.isArray(client.resources) ? (client.resources as string[]) : [];
-}
 
 function audiences(token: { aud?: unknown }): string[] {
   return Array.isArray(token.aud)
@@ -51,7 +48,6 @@ export function providerConfiguration(
   snapshot: ProviderSnapshot,
   pages: ProviderPages,
 ): Configuration {
-  const resourceScopes = snapshot.resources.flatMap((r) => r.scopes);
   const secureCookies = config.issuer.startsWith('https:');
   const cookie = { httpOnly: true, sameSite: 'lax', secure: secureCookies, signed: true } as const;
 
@@ -64,7 +60,9 @@ export function providerConfiguration(
     loadExistingGrant: loadExistingGrant(new RememberedConsents(store)),
     jwks: providerJwks(snapshot.ring) as Configuration['jwks'],
     cookies: { keys: store.box.cookieKeys(), long: cookie, short: cookie },
-    scopes: [...new Set([...OPENID_SCOPES, ...resourceScopes])],
+    // OpenID scopes only: oidc-provider treats every scope listed here as an OpenID scope (userinfo
+    // tokens would carry API scopes). API scopes come from the resources (resource-indicators.ts).
+    scopes: [...OPENID_SCOPES],
     claims: {
       openid: ['sub'],
       profile: ['name', 'updated_at'],
@@ -77,7 +75,7 @@ export function providerConfiguration(
       // OpenID Connect Core §15.1: RS256 is the mandatory ID token algorithm.
       id_token_signed_response_alg: 'RS256',
     },
-    extraClientMetadata: { properties: ['resources', 'first_party', 'created_at'] },
+    extraClientMetadata: { properties: ['resources', 'resource_scopes', 'first_party', 'created_at'] },
     enabledJWA: {
       idTokenSigningAlgValues: ['RS256', config.accessTokenAlg].filter(
         (v, i, a) => a.indexOf(v) === i,
@@ -100,7 +98,7 @@ export function providerConfiguration(
         allowedPolicy: (_ctx, client, token) =>
           client.clientId === token.clientId ||
           (client.clientAuthMethod !== 'none' &&
-            clientResourcesOf(client).some((r) => audiences(token as { aud?: unknown }).includes(r))),
+            clientResources(client).some((r) => audiences(token as { aud?: unknown }).includes(r))),
       },
       revocation: {
         enabled: true,

@@ -6,6 +6,7 @@ import type { Store } from '../storage/store.ts';
 import { type ProviderPages, type ProviderSnapshot, providerConfiguration } from './configuration.ts';
 import { jwtTokenRegistryBridge } from './jwt-token-registry.ts';
 import { rfc6749ErrorCodes } from './rfc6749-error-codes.ts';
+import { tokenResponseScope } from './token-response-scope.ts';
 
 export interface ProviderHostDeps {
   config: Config;
@@ -15,7 +16,7 @@ export interface ProviderHostDeps {
 }
 
 /**
- * Holds the live oidc-provider instance. Signing keys and resource scopes are fixed when a Provider
+ * Holds the live oidc-provider instance. Signing keys are fixed when a Provider
  * is built, so a change in the store builds a complete new Provider and then swaps one reference:
  * requests already running finish on the old one, no request ever sees a half-built one.
  */
@@ -49,7 +50,7 @@ export class ProviderHost {
     return this.#snapshot;
   }
 
-  /** Loads keys (creating them on first start) and resources, builds the provider, and starts watching. */
+  /** Loads the keys (creating them on first start), builds the provider, and starts watching. */
   async start(): Promise<void> {
     await this.reload();
     this.#stopWatching = await this.#deps.store.feed.watch(
@@ -61,8 +62,8 @@ export class ProviderHost {
 
   async reload(): Promise<void> {
     const { store, logger } = this.#deps;
-    const [ring, resources] = await Promise.all([store.keyRing.ensure(), store.resources.list()]);
-    const snapshot = { ring, resources };
+    const ring = await store.keyRing.ensure();
+    const snapshot = { ring };
     const provider = this.#build(snapshot);
     const before = this.#snapshot?.ring.keys.filter((k) => k.status === 'current').map((k) => k.kid);
     const handler = provider.callback();
@@ -91,6 +92,7 @@ export class ProviderHost {
     provider.proxy = config.trustProxy;
     provider.use(jsonNotFound);
     provider.use(rfc6749ErrorCodes);
+    provider.use(tokenResponseScope);
     provider.use(
       jwtTokenRegistryBridge(
         store.keys,

@@ -1,5 +1,6 @@
 import type { Client, KoaContextWithOIDC, ResourceServer } from 'oidc-provider';
 import { errors } from 'oidc-provider';
+import { clientResources, registeredScopes } from '../storage/client-store.ts';
 import type { ResourceStore } from '../storage/resource-store.ts';
 
 export interface ResourcePolicyOptions {
@@ -8,11 +9,6 @@ export interface ResourcePolicyOptions {
   accessTokenAlg: string;
   /** The kid of the current access-token key in the provider's key snapshot. */
   signingKid: string;
-}
-
-function clientResources(client: Client): string[] {
-  const resources = (client as unknown as { resources?: unknown }).resources;
-  return Array.isArray(resources) ? resources.filter((r): r is string => typeof r === 'string') : [];
 }
 
 function requestedScopes(ctx: KoaContextWithOIDC): Set<string> {
@@ -26,7 +22,7 @@ function requestedScopes(ctx: KoaContextWithOIDC): Set<string> {
  * invalid_scope. Both resource hooks run before that stripping, so the check lives here.
  */
 function refuseUnregisteredScopes(ctx: KoaContextWithOIDC, client: Client): Set<string> {
-  const registered = new Set((client.scope ?? '').split(' '));
+  const registered = registeredScopes(client);
   for (const scope of requestedScopes(ctx)) {
     if (!registered.has(scope)) throw new errors.InvalidScope('requested scope is not allowed', scope);
   }

@@ -2,7 +2,7 @@ import type { Kv } from './kv.ts';
 import type { KeyNames } from './redis-keys.ts';
 
 /**
- * Tells every instance that keys or resources changed: a generation counter in the store (checked
+ * Tells every instance that the signing keys changed: a generation counter in the store (checked
  * periodically, so a missed message costs at most one interval) and a pub/sub message (so the
  * usual case is immediate).
  */

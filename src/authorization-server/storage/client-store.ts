@@ -37,15 +37,37 @@ export interface ClientMetadata {
   post_logout_redirect_uris: string[];
   token_endpoint_auth_method: AuthMethod;
   jwks?: { keys: Record<string, unknown>[] };
-  scope: string;
+  /**
+   * The OpenID Connect scopes the client may request, as oidc-provider reads them. API scopes are
+   * kept apart (resource_scopes): oidc-provider treats every scope it knows as an OpenID scope, so
+   * registering API scopes with it would let them leak into userinfo tokens.
+   */
+  scope?: string;
+  /** The API (resource) scopes the client may request, across its resources. */
+  resource_scopes: string[];
   resources: string[];
   first_party: boolean;
   created_at: string;
   [key: string]: unknown;
 }
 
-/** What `clients list` and `clients show` print: everything but the secret. */
-export type ClientView = Omit<ClientMetadata, 'client_secret'>;
+/** What `clients list` and `clients show` print: no secret, and one `scope` with everything registered. */
+export type ClientView = Omit<ClientMetadata, 'client_secret' | 'resource_scopes'> & { scope: string };
+
+/** The resources (APIs) a client may get tokens for; the first is its default. */
+export function clientResources(client: object): string[] {
+  const { resources } = client as { resources?: unknown };
+  return Array.isArray(resources) ? resources.filter((r): r is string => typeof r === 'string') : [];
+}
+
+/** Every scope a client is registered for, OpenID and API alike. */
+export function registeredScopes(client: { scope?: unknown; resource_scopes?: unknown }): Set<string> {
+  const oidc = typeof client.scope === 'string' ? client.scope.split(' ') : [];
+  const api = Array.isArray(client.resource_scopes)
+    ? client.resource_scopes.filter((s) => typeof s === 'string')
+    : [];
+  return new Set([...oidc, ...api].filter(Boolean));
+}
 
 const redirectUri = z
   .url({ error: 'redirect URIs must be absolute URIs' })
@@ -123,7 +145,7 @@ export class ClientStore {
       post_logout_redirect_uris: [...new Set(c.postLogoutRedirectUris)],
       token_endpoint_auth_method: authMethod,
       ...(c.jwks ? { jwks: c.jwks } : {}),
-      scope: [...new Set(c.scope)].join(' '),
+      ...splitScopes(c.scope),
       resources: [...new Set(c.resources)],
       first_party: c.firstParty ?? false,
       created_at: new Date().toISOString(),
@@ -198,6 +220,16 @@ function newSecret(): string {
   return randomBytes(32).toString('base64url');
 }
 
-function publicView({ client_secret: _secret, ...view }: ClientMetadata): ClientView {
-  return view;
+function splitScopes(scopes: string[]): Pick<ClientMetadata, 'scope' | 'resource_scopes'> {
+  const unique = [...new Set(scopes)];
+  const oidc = unique.filter((s) => (OPENID_SCOPES as readonly string[]).includes(s));
+  return {
+    ...(oidc.length ? { scope: oidc.join(' ') } : {}),
+    resource_scopes: unique.filter((s) => !oidc.includes(s)),
+  };
+}
+
+function publicView(client: ClientMetadata): ClientView {
+  const { client_secret: _secret, resource_scopes: _api, ...view } = client;
+  return { ...view, scope: [...registeredScopes(client)].join(' ') };
 }

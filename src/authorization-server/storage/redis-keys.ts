@@ -66,7 +66,7 @@ export class KeyNames {
     return `${this.prefix}signing-keys`;
   }
 
-  /** Bumped on every key or resource change; instances compare it to reload. */
+  /** Bumped on every key ring change; instances compare it to reload. */
   generation(): string {
     return `${this.prefix}generation`;
   }

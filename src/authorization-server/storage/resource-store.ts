@@ -43,16 +43,16 @@ function validationMessage(error: z.ZodError): string {
   return error.issues.map((i) => i.message).join('; ');
 }
 
-/** Resource servers (APIs) that tokens may be issued for, in one hash: resource URI → JSON. */
+/**
+ * Resource servers (APIs) that tokens may be issued for, in one hash: resource URI → JSON. Read on
+ * every token request, so a change applies at once on every instance.
+ */
 export class ResourceStore {
   readonly #kv: Kv;
   readonly #keys: KeyNames;
-  readonly #onChange: () => Promise<void>;
-
-  constructor(kv: Kv, keys: KeyNames, onChange: () => Promise<void> = async () => {}) {
+  constructor(kv: Kv, keys: KeyNames) {
     this.#kv = kv;
     this.#keys = keys;
-    this.#onChange = onChange;
   }
 
   async add(input: { uri: string; scopes: string[]; token_ttl?: number }): Promise<Resource> {
@@ -64,7 +64,6 @@ export class ResourceStore {
       created_at: new Date().toISOString(),
     };
     await this.#kv.hashSet(this.#keys.resources(), resource.uri, JSON.stringify(resource));
-    await this.#onChange();
     return resource;
   }
 
@@ -83,6 +82,5 @@ export class ResourceStore {
   async remove(uri: string): Promise<void> {
     if (!(await this.#kv.hashDelete(this.#keys.resources(), uri)))
       throw new NotFoundError(`no resource ${uri}`);
-    await this.#onChange();
   }
 }

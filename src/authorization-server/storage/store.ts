@@ -45,7 +45,7 @@ export async function openStore(config: Config, kv?: Kv): Promise<Store> {
   }
   const keys = new KeyNames(config.redisPrefix, (ns, id) => box.hashId(ns, id));
   const feed = new ChangeFeed(backend, keys);
-  const resources = new ResourceStore(backend, keys, () => feed.announce());
+  const resources = new ResourceStore(backend, keys);
   return {
     kv: backend,
     keys,

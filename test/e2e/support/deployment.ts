@@ -47,7 +47,6 @@ export class Deployment {
   /** Registers the API, then reloads the instance so its provider knows the scopes at once. */
   async addApi(server: RunningAuthServer): Promise<void> {
     await server.store.resources.add({ uri: API, scopes: API_SCOPES });
-    await server.host.reload();
   }
 
   async addUser(server: RunningAuthServer, email: string): Promise<TestUser> {
