@@ -238,3 +238,34 @@ test('one audience per token: the response scope is the token scope, API or user
   t.is(forApi.scope, 'policies:read');
   t.is(String(forApi.access_token).split('.').length, 3, 'a JWT for the API');
 });
+
+test('a removed user can no longer refresh', async (t) => {
+  const leaving = await deployment.addUser(server, 'leaving.user@example.com');
+  const request = authorizationRequest(server.issuer, {
+    client_id: 'scope-app',
+    redirect_uri: redirectUri,
+    scope: 'openid offline_access',
+    prompt: 'consent',
+  });
+  const flow = await runAuthorization(new UserAgent(), request.url, redirectUri, {
+    credentials: leaving,
+    consent: 'approve',
+  });
+  const tokens = await exchangeCode(server.issuer, flow.callback, {
+    client_id: 'scope-app',
+    redirect_uri: redirectUri,
+    verifier: request.verifier,
+  });
+  await server.store.users.remove(leaving.email);
+  const refreshed = await fetch(`${server.issuer}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'refresh_token',
+      refresh_token: tokens.refresh_token as string,
+      client_id: 'scope-app',
+    }),
+  });
+  t.is(refreshed.status, 400);
+  t.is(((await refreshed.json()) as { error: string }).error, 'invalid_grant');
+});
