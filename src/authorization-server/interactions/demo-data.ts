@@ -15,7 +15,7 @@ export const DEMO = {
 /**
  * Demo data for the in-process store (REDIS_URL unset, never production): the insurance API, a
  * user, a public login client and a machine client. The generated password and client secret
- * are printed once, in a warning that says they are for development only.
+ * are shown once on an interactive terminal, never logged.
  */
 export async function seedDemoData(store: Store, logger: Logger): Promise<void> {
   await store.resources.add({ uri: DEMO.resource, scopes: [...DEMO.scopes] });
@@ -57,8 +57,15 @@ export async function seedDemoData(store: Store, logger: Logger): Promise<void> 
     },
     'demo data seeded (in-process store)',
   );
-  logger.warn(
-    `DEVELOPMENT ONLY, in-process demo store, gone on exit: sign in as ${user.email} with password ` +
-      `${password}; client ${DEMO.machineClient} has secret ${machine.client_secret}`,
-  );
+  // Secrets never go to the log. A developer at a terminal sees the demo credentials once; a
+  // captured or shipped log only learns that they exist.
+  if (process.stdout.isTTY) {
+    process.stdout.write(
+      `\nDEVELOPMENT ONLY (in-process demo store, gone on exit):\n` +
+        `  sign in as ${user.email} with password ${password}\n` +
+        `  client ${DEMO.machineClient} has secret ${machine.client_secret}\n\n`,
+    );
+  } else {
+    logger.warn('demo credentials are generated at each start and shown only on an interactive terminal');
+  }
 }
