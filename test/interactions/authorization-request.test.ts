@@ -269,3 +269,21 @@ test('a removed user can no longer refresh', async (t) => {
   t.is(refreshed.status, 400);
   t.is(((await refreshed.json()) as { error: string }).error, 'invalid_grant');
 });
+
+test('a client registered for refresh_token gets one in the code flow, prompt=consent or not', async (t) => {
+  const request = authorizationRequest(server.issuer, {
+    client_id: 'scope-app',
+    redirect_uri: redirectUri,
+    scope: 'openid offline_access policies:read',
+  });
+  const flow = await runAuthorization(new UserAgent(), request.url, redirectUri, {
+    credentials: user,
+    consent: 'approve',
+  });
+  const tokens = await exchangeCode(server.issuer, flow.callback, {
+    client_id: 'scope-app',
+    redirect_uri: redirectUri,
+    verifier: request.verifier,
+  });
+  t.truthy(tokens.refresh_token);
+});

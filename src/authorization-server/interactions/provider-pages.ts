@@ -35,17 +35,25 @@ export function providerPages(views: Views): ProviderPages {
       });
     },
 
-    // `form` is the provider's markup: a form with a hidden CSRF token bound to the session. Our
-    // buttons submit it through their `form` attribute, so no script is needed.
+    // `form` is the provider's markup: a form posting to the confirm endpoint with a hidden CSRF
+    // token bound to the session. We take its action and token and render two complete forms of
+    // our own, each carrying everything it submits, so a form posted as-is (by a browser without
+    // scripts, or a harness that sends a form's inputs) means exactly what its button says.
     logoutSource(ctx, form) {
       const target = ctx.oidc.params?.post_logout_redirect_uri;
+      const action = /\baction="([^"]+)"/.exec(form)?.[1];
+      const xsrf =
+        /\bname="xsrf"\s+value="([^"]+)"/.exec(form)?.[1] ??
+        /\bvalue="([^"]+)"\s+name="xsrf"/.exec(form)?.[1];
+      if (!action || !xsrf) throw new Error('unexpected logout form markup from oidc-provider');
       setPageHeaders(ctx, [typeof target === 'string' ? target : undefined]);
       ctx.type = 'html';
       ctx.body = views.render('logout', {
         title: 'Sign out',
         host: ctx.host,
         clientName: clientName(ctx),
-        form,
+        action,
+        xsrf,
       });
     },
 

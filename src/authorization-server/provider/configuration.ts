@@ -128,8 +128,12 @@ export function providerConfiguration(
     pkce: { required: () => true },
     formats: { customizers: { jwt: recordJwtAccessTokens(store.kv, store.keys) as never } },
     rotateRefreshToken: true,
+    // Registering a client for the refresh_token grant is the admin's consent to refresh tokens
+    // (OIDC Core §11's "other conditions"): they are issued in the code flow whether or not the
+    // request carried offline_access with prompt=consent. They rotate on every use and end with
+    // the session (expiresWithSession), so logout still ends them.
     async issueRefreshToken(_ctx, client, code) {
-      return client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access');
+      return client.grantTypeAllowed('refresh_token') && code.kind === 'AuthorizationCode';
     },
     ttl: {
       ...TOKEN_TTL,

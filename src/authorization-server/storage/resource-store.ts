@@ -32,7 +32,7 @@ const resourceInput = z.object({
         ),
     )
     .min(1, 'at least one scope'),
-  token_ttl: z.number().int().min(30).max(86_400).optional(),
+  token_ttl: z.number().int().min(1).max(86_400).optional(),
 });
 
 export function parseScope(scope: string): string[] {
