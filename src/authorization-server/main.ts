@@ -98,6 +98,11 @@ async function shutdown(signal: string): Promise<void> {
     adminServer?.closeAllConnections();
   }, 10_000);
   force.unref();
+  const giveUp = setTimeout(() => {
+    logger.error('shutdown did not complete in 15 s; exiting');
+    process.exit(1);
+  }, 15_000);
+  giveUp.unref();
   if (rotationTimer) clearInterval(rotationTimer);
   const closed = [server, adminServer]
     .filter((s): s is Server => s !== undefined)

@@ -4,6 +4,7 @@ import test from 'ava';
 import type { Redis } from 'ioredis';
 import { freePort, testSecrets } from '../support/auth-server.ts';
 import { connectRedis, deletePrefix, REDIS_URL, testPrefix } from '../support/redis.ts';
+import { startExtraRedis } from '../support/redis-server.ts';
 
 // `npm start` as a process: what an operator sees at start and at shutdown.
 const MAIN = fileURLToPath(new URL('../../src/authorization-server/main.ts', import.meta.url));
@@ -65,4 +66,29 @@ test('it serves discovery, then SIGTERM stops it cleanly', async (t) => {
   child.kill('SIGTERM');
   t.is(await exited, 0);
   t.true(lines.some((line) => line.msg === 'stopped'));
+});
+
+test('SIGTERM still stops it when Redis has gone away', async (t) => {
+  const redisServer = await startExtraRedis();
+  const port = await freePort();
+  const { child, exited } = start({
+    PORT: String(port),
+    REDIS_URL: redisServer.url,
+    REDIS_PREFIX: prefix,
+    ...testSecrets(),
+  });
+  const deadline = Date.now() + 20_000;
+  let up = false;
+  while (!up && Date.now() < deadline) {
+    up = await fetch(`http://localhost:${port}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (!up) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  t.true(up);
+  await redisServer.stop();
+  child.kill('SIGTERM');
+  // Not a timing assertion: the process is killed after 30 s, and that would show as null here.
+  t.is(await exited, 0);
 });

@@ -24,6 +24,9 @@ if (current == false and ARGV[1] == '') or current == ARGV[2] then
 end
 return 0`;
 
+/** A timer that never keeps the process alive, for bounding waits on a connection that may be dead. */
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
 /** Bounded waits: with Redis down, callers get an error within this time instead of hanging. */
 export const REDIS_COMMAND_TIMEOUT_MS = 1500;
 
@@ -190,7 +193,8 @@ export class RedisKv implements Kv {
     });
     return async () => {
       subscriber.off('message', listener);
-      await subscriber.unsubscribe(channel).catch(() => {});
+      // The subscriber waits for Redis without a timeout; leaving must not.
+      await Promise.race([subscriber.unsubscribe(channel).catch(() => {}), delay(1000)]);
     };
   }
 
@@ -202,7 +206,11 @@ export class RedisKv implements Kv {
     return this.client.status === 'ready';
   }
 
+  /** Quits politely, but never waits more than a second: with Redis away, QUIT would wait forever. */
   async close(): Promise<void> {
-    await Promise.allSettled([this.client.quit(), this.#subscriber?.quit()]);
+    const connections = [this.client, this.#subscriber].filter((c): c is RedisConnection => c !== undefined);
+    const quit = Promise.allSettled(connections.map((c) => c.quit()));
+    await Promise.race([quit, delay(1000)]);
+    for (const connection of connections) connection.disconnect();
   }
 }
