@@ -408,3 +408,30 @@ test.serial('every CLI command is in the audit log (who, what, outcome), never a
     await store.close();
   }
 });
+
+test('clients add refuses a resource the client would hold no scope at', async (t) => {
+  await cliJson(
+    ['resources', 'add', '--uri', 'https://unreachable-scope.test', '--scope', 'other:read'],
+    env,
+  );
+  const r = await runCli(
+    [
+      'clients',
+      'add',
+      '--id',
+      'no-scope-there',
+      '--grant',
+      'client_credentials',
+      '--scope',
+      'reports:read',
+      '--resource',
+      api,
+      '--resource',
+      'https://unreachable-scope.test',
+      '--json',
+    ],
+    env,
+  );
+  t.not(r.code, 0);
+  t.regex(r.stderr, /unreachable-scope/);
+});

@@ -206,6 +206,14 @@ export class ClientStore {
     const missing = resources.filter(([, r]) => !r).map(([uri]) => uri);
     if (missing.length)
       throw new InvalidInputError(`unknown resource ${missing.join(', ')}: add it first (resources add)`);
+    const useless = resources
+      .filter(([, r]) => !r?.scopes.some((s) => scope.includes(s)))
+      .map(([uri]) => uri);
+    if (useless.length) {
+      throw new InvalidInputError(
+        `--scope has none of the scopes of ${useless.join(', ')}: no token could be issued for it`,
+      );
+    }
     const allowed = new Set<string>([...OPENID_SCOPES, ...resources.flatMap(([, r]) => r?.scopes ?? [])]);
     const unknown = scope.filter((s) => !allowed.has(s));
     if (unknown.length) {
