@@ -522,3 +522,34 @@ test('unknown paths and wrong methods answer 404 in JSON', async (t) => {
     t.like(await response.json(), { error: 'not_found' });
   }
 });
+
+test('a token does not outlive its client: once the client is removed, it introspects inactive', async (t) => {
+  const { client_secret } = await server.store.clients.add({
+    id: 'short-lived-client',
+    grants: ['client_credentials'],
+    scope: ['reports:read'],
+    resources: [api],
+    redirectUris: [],
+    postLogoutRedirectUris: [],
+  });
+  const issued = await token(
+    server,
+    { grant_type: 'client_credentials' },
+    { authorization: basic('short-lived-client', String(client_secret)) },
+  );
+  const jwt = String(issued.json.access_token);
+  const watcher = await server.store.clients.add({
+    id: 'api-watcher',
+    grants: ['client_credentials'],
+    scope: ['reports:read'],
+    resources: [api],
+    redirectUris: [],
+    postLogoutRedirectUris: [],
+  });
+  const asApiClient = { authorization: basic('api-watcher', String(watcher.client_secret)) };
+  t.is((await post(`${server.issuer}/token/introspection`, { token: jwt }, asApiClient)).json.active, true);
+  await server.store.clients.remove('short-lived-client');
+  t.deepEqual((await post(`${server.issuer}/token/introspection`, { token: jwt }, asApiClient)).json, {
+    active: false,
+  });
+});

@@ -239,7 +239,7 @@ test('one audience per token: the response scope is the token scope, API or user
   t.is(String(forApi.access_token).split('.').length, 3, 'a JWT for the API');
 });
 
-test('a removed user can no longer refresh', async (t) => {
+test('a removed user can no longer refresh, and their tokens read inactive', async (t) => {
   const leaving = await deployment.addUser(server, 'leaving.user@example.com');
   const request = authorizationRequest(server.issuer, {
     client_id: 'scope-app',
@@ -256,7 +256,17 @@ test('a removed user can no longer refresh', async (t) => {
     redirect_uri: redirectUri,
     verifier: request.verifier,
   });
+  const introspect = async () => {
+    const response = await fetch(`${server.issuer}/token/introspection`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: tokens.access_token as string, client_id: 'scope-app' }),
+    });
+    return ((await response.json()) as { active: boolean }).active;
+  };
+  t.true(await introspect());
   await server.store.users.remove(leaving.email);
+  t.false(await introspect(), 'a token does not outlive its user');
   const refreshed = await fetch(`${server.issuer}/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },

@@ -95,10 +95,20 @@ export function providerConfiguration(
         enabled: true,
         // RFC 7662 §4: a client learns about its own tokens, and about tokens for the APIs
         // (resources) it is registered for, e.g. a resource server checking revocation.
-        allowedPolicy: (_ctx, client, token) =>
-          client.clientId === token.clientId ||
-          (client.clientAuthMethod !== 'none' &&
-            clientResources(client).some((r) => audiences(token as { aud?: unknown }).includes(r))),
+        async allowedPolicy(ctx, client, token) {
+          const entitled =
+            client.clientId === token.clientId ||
+            (client.clientAuthMethod !== 'none' &&
+              clientResources(client).some((r) => audiences(token as { aud?: unknown }).includes(r)));
+          if (!entitled) return false;
+          // A token does not outlive its client or its user: once either is removed it reads inactive.
+          const { clientId, accountId } = token as { clientId?: string; accountId?: string };
+          const [issuedTo, user] = await Promise.all([
+            clientId === client.clientId ? client : clientId && ctx.oidc.provider.Client.find(clientId),
+            accountId ? store.users.findBySub(accountId) : true,
+          ]);
+          return Boolean(issuedTo && user);
+        },
       },
       revocation: {
         enabled: true,

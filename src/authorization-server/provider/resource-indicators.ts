@@ -77,7 +77,10 @@ export function resourceIndicators({
       const granted = resource.scopes.filter((s) => registered.has(s));
       if (granted.length === 0) {
         // An API token without an API scope would be refused by every resource server.
-        throw new errors.InvalidScope('the client holds no scope at this resource', resource.scopes.join(' '));
+        throw new errors.InvalidScope(
+          'the client holds no scope at this resource',
+          resource.scopes.join(' '),
+        );
       }
       if (requested.size === 0 && ctx.oidc.params?.grant_type === 'client_credentials') {
         // RFC 6749 §3.3: no scope requested, so the pre-defined default applies: everything the
