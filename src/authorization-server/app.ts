@@ -50,6 +50,15 @@ export function buildApp({ config, store, host, logger, routers = [] }: AppDeps)
 
   app.use(logRequests(logger));
 
+  // Every URL the server builds (discovery, redirects, form actions) derives from the issuer, not
+  // from whatever Host header a request carries: a forged Host cannot redirect anyone elsewhere.
+  const issuerHost = new URL(config.issuer).host;
+  app.use(async function pinHostToIssuer(ctx, next) {
+    ctx.req.headers.host = issuerHost;
+    delete ctx.req.headers['x-forwarded-host'];
+    await next();
+  });
+
   app.use(async (ctx, next) => {
     try {
       await next();

@@ -553,3 +553,29 @@ test('a token does not outlive its client: once the client is removed, it intros
     active: false,
   });
 });
+
+test('URLs follow the issuer, never the Host header a request carries', async (t) => {
+  const { request } = await import('node:http');
+  const body: string = await new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: server.port,
+        path: '/.well-known/openid-configuration',
+        headers: { host: 'evil.example' },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (chunk) => {
+          text += chunk;
+        });
+        res.on('end', () => resolve(text));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+  const metadata = JSON.parse(body) as Record<string, string>;
+  t.false(body.includes('evil.example'));
+  t.true(String(metadata.token_endpoint).startsWith(server.issuer));
+});
