@@ -35,6 +35,12 @@ export interface ResourceServerConfig {
   readonly jwksCooldownSeconds: number;
   /** RS_JWKS_CACHE_MAX_AGE_SECONDS, default 60. The JWKS is refetched after this long even without a miss, so a key dropped by an emergency rotation stops verifying within a minute. */
   readonly jwksCacheMaxAgeSeconds: number;
+  /**
+   * REDIS_URL / REDIS_PREFIX / REDIS_CLUSTER, as for the authorization server. Set: policies and
+   * claims live in Redis (under `${prefix}rs:`), so they survive restarts and every instance sees
+   * them. Unset: an in-process store (a demo: lost on restart, not shared), with a warning.
+   */
+  readonly redis?: { readonly url: string; readonly prefix: string; readonly cluster: boolean };
   /** LOG_LEVEL, default info. One of pino's levels; `silent` turns logging off. */
   readonly logLevel: string;
   /** Loud warnings about unsafe settings, for main.ts to log at start. */
@@ -52,6 +58,10 @@ type Env = Record<string, string | undefined>;
 const port = z.coerce.number().int().min(0).max(65535);
 const seconds = z.coerce.number().int().min(0).max(86_400);
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' });
+const redisUrlSchema = z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' });
+const redisPrefix = z
+  .string()
+  .regex(/^[A-Za-z0-9:_.-]{1,64}$/, 'letters, digits and : _ . - only, at most 64');
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
 function read<T>(env: Env, variable: string, schema: z.ZodType<T>, fallback: string): T {
@@ -94,6 +104,12 @@ export function loadResourceServerConfig(env: Env = process.env): ResourceServer
       warnings.push('ISSUER is not https: tokens and discovery travel in clear');
     if (!audience.startsWith('https:')) warnings.push('RS_AUDIENCE is not https');
   }
+  const redisUrl = env.REDIS_URL?.trim() ? read(env, 'REDIS_URL', redisUrlSchema, '') : undefined;
+  if (redisUrl === undefined) {
+    warnings.push(
+      'REDIS_URL unset: policies and claims live in this process only (lost on restart, not shared)',
+    );
+  }
   const introspection = readIntrospection(env);
   if (introspection === undefined) {
     warnings.push('RS_INTROSPECTION_CLIENT_ID/SECRET unset: revoked tokens stay accepted until they expire');
@@ -106,6 +122,15 @@ export function loadResourceServerConfig(env: Env = process.env): ResourceServer
     clockToleranceSeconds: read(env, 'RS_CLOCK_TOLERANCE_SECONDS', seconds.max(300), '5'),
     jwksCooldownSeconds: read(env, 'RS_JWKS_COOLDOWN_SECONDS', seconds, '1'),
     jwksCacheMaxAgeSeconds: read(env, 'RS_JWKS_CACHE_MAX_AGE_SECONDS', seconds, '60'),
+    ...(redisUrl
+      ? {
+          redis: {
+            url: redisUrl,
+            prefix: read(env, 'REDIS_PREFIX', redisPrefix, 'idp:'),
+            cluster: read(env, 'REDIS_CLUSTER', z.stringbool(), 'false'),
+          },
+        }
+      : {}),
     logLevel: read(env, 'LOG_LEVEL', logLevel, 'info'),
     warnings,
   };

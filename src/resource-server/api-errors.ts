@@ -3,7 +3,12 @@
  * answers itself). `expose` errors are answered as JSON `{"error", "error_description"}`; anything else
  * becomes a generic 500.
  */
-export type ApiErrorCode = 'invalid_request' | 'not_found' | 'method_not_allowed' | 'server_error';
+export type ApiErrorCode =
+  | 'invalid_request'
+  | 'not_found'
+  | 'method_not_allowed'
+  | 'temporarily_unavailable'
+  | 'server_error';
 
 export class ApiError extends Error {
   readonly status: number;

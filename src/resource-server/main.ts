@@ -1,7 +1,10 @@
 import { createServer } from 'node:http';
 import { ConfigError, loadResourceServerConfig } from '../config/resource-server-config.ts';
 import { createLogger } from '../shared/logger.ts';
+import { connectRedis, delay } from '../shared/redis.ts';
 import { buildResourceServerApp, createBearerAuthFromConfig } from './app.ts';
+import { createInMemoryInsuranceRepository } from './insurance/in-memory-repository.ts';
+import { createRedisInsuranceRepository } from './insurance/redis-repository.ts';
 
 /** In-flight requests get this long to finish after SIGTERM/SIGINT before connections are cut. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -22,8 +25,14 @@ const config = loadConfigOrExit();
 const logger = createLogger('resource-server', config.logLevel);
 for (const warning of config.warnings) logger.warn(warning);
 
+const redis = config.redis ? connectRedis(config.redis.url, { cluster: config.redis.cluster }) : undefined;
+const repository =
+  redis && config.redis
+    ? createRedisInsuranceRepository(redis, config.redis.prefix)
+    : createInMemoryInsuranceRepository();
+
 const bearerAuth = createBearerAuthFromConfig({ config, logger });
-const app = buildResourceServerApp({ config, logger, bearerAuth });
+const app = buildResourceServerApp({ config, logger, bearerAuth, repository });
 const server = createServer(
   { requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 },
   app.callback(),
@@ -49,7 +58,7 @@ function shutDown(signal: NodeJS.Signals): void {
   logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
   server.close((error) => {
     if (error) logger.error({ err: error }, 'error while closing the server');
-    process.exit(error ? 1 : 0);
+    void closeRedis().finally(() => process.exit(error ? 1 : 0));
   });
   server.closeIdleConnections();
   setTimeout(() => {
@@ -58,5 +67,12 @@ function shutDown(signal: NodeJS.Signals): void {
     process.exit(1);
   }, SHUTDOWN_GRACE_MS).unref();
 }
+/** Quits politely, but never waits more than a second for a Redis that may be gone. */
+async function closeRedis(): Promise<void> {
+  if (!redis) return;
+  await Promise.race([redis.quit().catch(() => {}), delay(1000)]);
+  redis.disconnect();
+}
+
 process.on('SIGTERM', shutDown);
 process.on('SIGINT', shutDown);

@@ -1,4 +1,5 @@
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
+import { connectRedis, delay, type RedisConnection } from '../../shared/redis.ts';
 import type { ConsumeResult, Kv, StoredRecord } from './kv.ts';
 
 /** Marks a record consumed only if it exists and is not consumed yet (one key: Cluster-safe). */
@@ -23,51 +24,6 @@ if (current == false and ARGV[1] == '') or current == ARGV[2] then
   return 1
 end
 return 0`;
-
-/** A timer that never keeps the process alive, for bounding waits on a connection that may be dead. */
-const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
-
-/** Bounded waits: with Redis down, callers get an error within this time instead of hanging. */
-export const REDIS_COMMAND_TIMEOUT_MS = 1500;
-
-export function redisOptions(extra: RedisOptions = {}): RedisOptions {
-  return {
-    commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
-    connectTimeout: 2000,
-    maxRetriesPerRequest: 1,
-    // Keep reconnecting forever, at most once a second: service resumes by itself when Redis is back.
-    retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
-    lazyConnect: false,
-    ...extra,
-  };
-}
-
-export type RedisConnection = Redis | Cluster;
-
-/** Connects to one Redis, or with `cluster` to a Redis Cluster that `url` is a seed node of. */
-export function connectRedis(
-  url: string,
-  { cluster = false, ...options }: RedisOptions & { cluster?: boolean } = {},
-): RedisConnection {
-  const connection = cluster
-    ? (() => {
-        const seed = new URL(url);
-        return new Cluster([{ host: seed.hostname, port: Number(seed.port || 6379) }], {
-          redisOptions: {
-            ...redisOptions(options),
-            username: decodeURIComponent(seed.username) || undefined,
-            password: decodeURIComponent(seed.password) || undefined,
-            ...(seed.protocol === 'rediss:' ? { tls: {} } : {}),
-          },
-          clusterRetryStrategy: (attempt) => Math.min(attempt * 100, 1000),
-        });
-      })()
-    : new Redis(url, redisOptions(options));
-  // Errors surface on the commands that fail; the connection's own error events are expected
-  // while Redis is away and would otherwise crash the process as unhandled.
-  connection.on('error', () => {});
-  return connection;
-}
 
 export class RedisKv implements Kv {
   readonly kind = 'redis' as const;

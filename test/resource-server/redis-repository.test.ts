@@ -1,0 +1,133 @@
+import test from 'ava';
+import type { Redis } from 'ioredis';
+import { buildResourceServerApp } from '../../src/resource-server/app.ts';
+import { createRedisInsuranceRepository } from '../../src/resource-server/insurance/redis-repository.ts';
+import { connectRedis as connectProductRedis } from '../../src/shared/redis.ts';
+import { connectRedis, deletePrefix, dumpPrefix, REDIS_URL, testPrefix } from '../support/redis.ts';
+import { startExtraRedis } from '../support/redis-server.ts';
+import { bearer, call, type Served, serve, silentLogger, testConfig } from './fixtures/serve.ts';
+import { startTestIssuer, type TestIssuer } from './fixtures/test-issuer.ts';
+
+// With REDIS_URL set, policies and claims live in Redis: they survive a restart and every
+// instance of the resource server sees them (SPEC: all state in Redis, nothing acknowledged lost).
+const prefix = testPrefix('rs-redis');
+const SCOPES = 'policies:read policies:write claims:read claims:write';
+let redis: Redis;
+let issuer: TestIssuer;
+const servers: Served[] = [];
+const connections: { disconnect(): void }[] = [];
+
+test.before(async () => {
+  redis = await connectRedis();
+  issuer = await startTestIssuer();
+});
+
+test.after.always(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+  for (const c of connections) c.disconnect();
+  await issuer?.close();
+  await deletePrefix(redis, prefix);
+  redis.disconnect();
+});
+
+/** One resource server instance on its own Redis connection, as a separate process would have. */
+async function instance(url = REDIS_URL): Promise<Served> {
+  const connection = connectProductRedis(url);
+  connections.push(connection);
+  const served = await serve(
+    buildResourceServerApp({
+      config: testConfig(issuer),
+      logger: silentLogger,
+      repository: createRedisInsuranceRepository(connection, prefix),
+    }),
+  );
+  servers.push(served);
+  return served;
+}
+
+const json = (token: string, body: unknown) => ({
+  method: 'POST',
+  headers: { ...bearer(token), 'content-type': 'application/json' },
+  body: JSON.stringify(body),
+});
+
+test.serial(
+  'a policy and its claims made on one instance are there on another, and after a restart',
+  async (t) => {
+    const alice = await issuer.userToken('alice', SCOPES);
+    const bob = await issuer.userToken('bob', SCOPES);
+    const first = await instance();
+    const created = await call(`${first.url}/policies`, json(alice, { product: 'home', coverage: 250000 }));
+    t.is(created.status, 201);
+    const id = (created.body as { id: string }).id;
+    t.is(
+      (
+        await call(
+          `${first.url}/policies/${id}/claims`,
+          json(alice, { description: 'Flooded kitchen', amount: 1200 }),
+        )
+      ).status,
+      201,
+    );
+
+    await first.close();
+    servers.splice(servers.indexOf(first), 1);
+    const second = await instance();
+    const listed = await call(`${second.url}/policies`, { headers: bearer(alice) });
+    t.deepEqual(
+      (listed.body as { id: string }[]).map((p) => p.id),
+      [id],
+    );
+    const claims = await call(`${second.url}/policies/${id}/claims`, { headers: bearer(alice) });
+    t.like((claims.body as object[])[0], { policy_id: id, description: 'Flooded kitchen', amount: 1200 });
+
+    // Ownership holds in Redis as in memory: Bob sees nothing of it.
+    t.is((await call(`${second.url}/policies/${id}`, { headers: bearer(bob) })).status, 404);
+    t.deepEqual((await call(`${second.url}/policies`, { headers: bearer(bob) })).body, []);
+    t.is(
+      (await call(`${second.url}/policies/${id}/claims`, json(bob, { description: 'x', amount: 1 }))).status,
+      404,
+    );
+
+    const report = await call(`${second.url}/reports/claims`, {
+      headers: bearer(await issuer.clientToken('analytics', 'reports:read')),
+    });
+    t.like(report.body, { policies: { total: 1 }, claims: { total: 1, total_amount: 1200 } });
+    t.false(JSON.stringify(report.body).includes('alice'));
+
+    const dump = await dumpPrefix(redis, prefix);
+    t.true(dump.includes(`${prefix}rs:policy:${id}`), 'under the deployment prefix');
+  },
+);
+
+test.serial(
+  'with its Redis gone the resource server answers 503 in JSON, never a 500 or a hang',
+  async (t) => {
+    const own = await startExtraRedis();
+    try {
+      const api = await instance(own.url);
+      const token = await issuer.userToken('carol', SCOPES);
+      t.is(
+        (await call(`${api.url}/policies`, json(token, { product: 'motor', coverage: 1000 }))).status,
+        201,
+      );
+      await own.stop();
+      const response = await call(`${api.url}/policies`, {
+        headers: bearer(token),
+        signal: AbortSignal.timeout(5000),
+      });
+      t.is(response.status, 503);
+      t.is((response.body as { error: string }).error, 'temporarily_unavailable');
+      await own.start();
+      const deadline = Date.now() + 10_000;
+      let status = 0;
+      while (status !== 200 && Date.now() < deadline) {
+        status = (await call(`${api.url}/policies`, { headers: bearer(token) })).status;
+        if (status !== 200) await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      t.is(status, 200, 'back by itself, and the policy acknowledged before is still there (AOF)');
+    } finally {
+      await own.stop();
+    }
+  },
+);
