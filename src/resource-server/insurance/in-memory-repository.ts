@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   CLAIM_STATUSES,
   type Claim,
@@ -7,6 +6,8 @@ import {
   type InsuranceRepository,
   type NewClaim,
   type NewPolicy,
+  newClaim,
+  newPolicy,
   POLICY_STATUSES,
   type Policy,
   type PolicyStatus,
@@ -30,14 +31,7 @@ export function createInMemoryInsuranceRepository(): InsuranceRepository {
 
   return {
     async createPolicy(holder: string, input: NewPolicy) {
-      const policy: Policy = {
-        id: randomUUID(),
-        holder,
-        product: input.product,
-        coverage: input.coverage,
-        status: 'active',
-        createdAt: new Date(),
-      };
+      const policy = newPolicy(holder, input);
       policies.set(policy.id, policy);
       return policy;
     },
@@ -53,15 +47,7 @@ export function createInMemoryInsuranceRepository(): InsuranceRepository {
     async createClaim(holder: string, policyId: string, input: NewClaim) {
       const policy = ownPolicy(holder, policyId);
       if (policy === undefined) return undefined;
-      const claim: Claim = {
-        id: randomUUID(),
-        policyId: policy.id,
-        holder,
-        description: input.description,
-        amount: input.amount,
-        status: 'submitted',
-        createdAt: new Date(),
-      };
+      const claim = newClaim(policy, input);
       claims.set(policy.id, [...(claims.get(policy.id) ?? []), claim]);
       return claim;
     },

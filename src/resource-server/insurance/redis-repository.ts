@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { RedisConnection } from '../../shared/redis.ts';
 import { ApiError } from '../api-errors.ts';
 import {
@@ -8,6 +7,8 @@ import {
   type InsuranceRepository,
   type NewClaim,
   type NewPolicy,
+  newClaim,
+  newPolicy,
   POLICY_STATUSES,
   type Policy,
   PRODUCTS,
@@ -63,14 +64,7 @@ export function createRedisInsuranceRepository(redis: RedisConnection, prefix: s
   return {
     createPolicy: (holder: string, input: NewPolicy) =>
       guarded(async () => {
-        const policy: Policy = {
-          id: randomUUID(),
-          holder,
-          product: input.product,
-          coverage: input.coverage,
-          status: 'active',
-          createdAt: new Date(),
-        };
+        const policy = newPolicy(holder, input);
         await redis.set(keys.policy(policy.id), JSON.stringify(policy));
         await redis.sadd(keys.holderPolicies(holder), policy.id);
         await count({
@@ -96,15 +90,7 @@ export function createRedisInsuranceRepository(redis: RedisConnection, prefix: s
       guarded(async () => {
         const policy = await ownPolicy(holder, policyId);
         if (policy === undefined) return undefined;
-        const claim: Claim = {
-          id: randomUUID(),
-          policyId: policy.id,
-          holder,
-          description: input.description,
-          amount: input.amount,
-          status: 'submitted',
-          createdAt: new Date(),
-        };
+        const claim = newClaim(policy, input);
         await redis.rpush(keys.claims(policy.id), JSON.stringify(claim));
         await count({
           claims: 1,

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+
 /**
  * Storage for policies and claims. Every method over user-owned data takes the holder, so ownership is
  * part of the lookup itself: no code path can fetch another user's object and forget to check.
@@ -53,6 +55,31 @@ export interface ClaimsReport {
     readonly totalAmount: number;
     readonly byProduct: Record<Product, { count: number; amount: number }>;
     readonly byStatus: Record<ClaimStatus, number>;
+  };
+}
+
+/** A new policy as every repository creates it: server-owned fields are set here, never by the caller. */
+export function newPolicy(holder: string, input: NewPolicy): Policy {
+  return {
+    id: randomUUID(),
+    holder,
+    product: input.product,
+    coverage: input.coverage,
+    status: 'active',
+    createdAt: new Date(),
+  };
+}
+
+/** A new claim on one's own policy, with its server-owned fields. */
+export function newClaim(policy: Policy, input: NewClaim): Claim {
+  return {
+    id: randomUUID(),
+    policyId: policy.id,
+    holder: policy.holder,
+    description: input.description,
+    amount: input.amount,
+    status: 'submitted',
+    createdAt: new Date(),
   };
 }
 
