@@ -430,6 +430,9 @@ test('discovery says how to use all of it', async (t) => {
     t.is(typeof metadata[endpoint], 'string', endpoint);
   }
   t.deepEqual(metadata.response_types_supported, ['code']);
+  for (const scope of ['openid', 'offline_access', 'reports:read', 'policies:read', 'other:read']) {
+    t.true((metadata.scopes_supported as string[]).includes(scope), scope);
+  }
   t.true((metadata.grant_types_supported as string[]).includes('client_credentials'));
 });
 

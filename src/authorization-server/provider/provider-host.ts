@@ -4,6 +4,7 @@ import type { Logger } from '../../shared/logger.ts';
 import { publicJwk } from '../keys/signing-key-ring.ts';
 import type { Store } from '../storage/store.ts';
 import { type ProviderPages, type ProviderSnapshot, providerConfiguration } from './configuration.ts';
+import { discoveryScopes } from './discovery-scopes.ts';
 import { jwtTokenRegistryBridge } from './jwt-token-registry.ts';
 import { rfc6749ErrorCodes } from './rfc6749-error-codes.ts';
 import { tokenResponseScope } from './token-response-scope.ts';
@@ -93,6 +94,7 @@ export class ProviderHost {
     provider.use(jsonNotFound);
     provider.use(rfc6749ErrorCodes);
     provider.use(tokenResponseScope);
+    provider.use(discoveryScopes(store.resources));
     provider.use(
       jwtTokenRegistryBridge(
         store.keys,
