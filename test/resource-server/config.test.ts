@@ -60,3 +60,7 @@ test('plain http in production is warned about', (t) => {
   const { warnings } = loadResourceServerConfig({ NODE_ENV: 'production' });
   t.true(warnings.some((warning) => warning.includes('ISSUER')));
 });
+
+test('ISSUER is normalised like the auth server does it: no trailing slash', (t) => {
+  t.is(loadResourceServerConfig({ ISSUER: 'https://id.example.com/' }).issuer, 'https://id.example.com');
+});
