@@ -363,10 +363,17 @@ test('unknown commands and missing flags exit non-zero without JSON on stdout', 
   }
 });
 
-test('ordinary fixtures are accepted: short client ids, 8-character passwords, dotless domains', async (t) => {
-  t.like(await cliJson(['resources', 'add', '--uri', 'https://fixtures.test', '--scope', 'f:read'], env), {
-    uri: 'https://fixtures.test',
-  });
+test('ordinary fixtures are accepted: 1-second token lifetimes, short client ids, 8-character passwords, dotless domains', async (t) => {
+  t.like(
+    await cliJson(
+      ['resources', 'add', '--uri', 'https://fixtures.test', '--scope', 'f:read', '--token-ttl', '1'],
+      env,
+    ),
+    {
+      uri: 'https://fixtures.test',
+      token_ttl: 1,
+    },
+  );
   t.like(
     await cliJson(
       [
