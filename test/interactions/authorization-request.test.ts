@@ -52,6 +52,57 @@ test.after.always(async () => {
   await deployment?.cleanup();
 });
 
+/** Signs a user in through login and consent, then exchanges the code (PKCE) for tokens. */
+async function signIn(
+  params: Record<string, string>,
+  credentials: TestUser = user,
+  browser = new UserAgent(),
+) {
+  const request = authorizationRequest(server.issuer, {
+    client_id: 'scope-app',
+    redirect_uri: redirectUri,
+    ...params,
+  } as {
+    client_id: string;
+    redirect_uri: string;
+    scope: string;
+  });
+  const flow = await runAuthorization(browser, request.url, redirectUri, { credentials, consent: 'approve' });
+  return exchangeCode(server.issuer, flow.callback, {
+    client_id: 'scope-app',
+    redirect_uri: redirectUri,
+    verifier: request.verifier,
+  });
+}
+
+function refresh(refreshToken: string, extra: Record<string, string> = {}) {
+  return fetch(`${server.issuer}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'refresh_token',
+      refresh_token: refreshToken,
+      client_id: 'scope-app',
+      ...extra,
+    }),
+  });
+}
+
+/** Whether introspection says active, asked by the token's own (public) client or by the API's client. */
+async function isActive(token: string, askedBy: 'client' | 'api' = 'client') {
+  const response = await fetch(`${server.issuer}/token/introspection`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      ...(askedBy === 'api'
+        ? { authorization: `Basic ${Buffer.from(`api-introspector:${apiSecret}`).toString('base64')}` }
+        : {}),
+    },
+    body: new URLSearchParams({ token, ...(askedBy === 'client' ? { client_id: 'scope-app' } : {}) }),
+  });
+  return ((await response.json()) as { active: boolean }).active;
+}
+
 async function firstRedirect(url: string): Promise<URL> {
   const response = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(5000) });
   return new URL(response.headers.get('location') ?? '', url);
@@ -83,35 +134,13 @@ test('a resource asked for with no scope of that resource is invalid_scope', asy
 
 test('logout revokes the grant: refresh fails and the JWT access token introspects inactive, offline_access included', async (t) => {
   const browser = new UserAgent();
-  const request = authorizationRequest(server.issuer, {
-    client_id: 'scope-app',
-    redirect_uri: redirectUri,
-    scope: 'openid offline_access policies:read',
-    resource: API,
-    prompt: 'consent',
-  });
-  const flow = await runAuthorization(browser, request.url, redirectUri, {
-    credentials: user,
-    consent: 'approve',
-  });
-  const tokens = await exchangeCode(server.issuer, flow.callback, {
-    client_id: 'scope-app',
-    redirect_uri: redirectUri,
-    verifier: request.verifier,
-  });
+  const tokens = await signIn(
+    { scope: 'openid offline_access policies:read', resource: API, prompt: 'consent' },
+    user,
+    browser,
+  );
   t.truthy(tokens.refresh_token);
-  const introspect = async () => {
-    const response = await fetch(`${server.issuer}/token/introspection`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/x-www-form-urlencoded',
-        authorization: `Basic ${Buffer.from(`api-introspector:${apiSecret}`).toString('base64')}`,
-      },
-      body: new URLSearchParams({ token: tokens.access_token as string }),
-    });
-    return ((await response.json()) as { active: boolean }).active;
-  };
-  t.true(await introspect());
+  t.true(await isActive(tokens.access_token as string, 'api'));
 
   const confirm = await browser.get(
     `${server.issuer}/session/end?${new URLSearchParams({ id_token_hint: tokens.id_token as string })}`,
@@ -122,16 +151,8 @@ test('logout revokes the grant: refresh fails and the JWT access token introspec
   const done = await browser.postForm(new URL(action, server.issuer).href, { xsrf, logout: 'yes' });
   t.true(done.status < 400);
 
-  t.false(await introspect(), 'the API token is inactive after logout');
-  const refreshed = await fetch(`${server.issuer}/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'refresh_token',
-      refresh_token: tokens.refresh_token as string,
-      client_id: 'scope-app',
-    }),
-  });
+  t.false(await isActive(tokens.access_token as string, 'api'), 'the API token is inactive after logout');
+  const refreshed = await refresh(tokens.refresh_token as string);
   t.is(refreshed.status, 400);
   t.is(((await refreshed.json()) as { error: string }).error, 'invalid_grant');
 });
@@ -196,104 +217,39 @@ test('redirect URIs match exactly: a near miss gets an error page, never a redir
 });
 
 test('one audience per token: the response scope is the token scope, API or userinfo (RFC 6749 §5.1)', async (t) => {
-  const request = authorizationRequest(server.issuer, {
-    client_id: 'scope-app',
-    redirect_uri: redirectUri,
+  const tokens = await signIn({
     scope: 'openid offline_access policies:read',
     resource: API,
     prompt: 'consent',
   });
-  const flow = await runAuthorization(new UserAgent(), request.url, redirectUri, {
-    credentials: user,
-    consent: 'approve',
-  });
-  const tokens = await exchangeCode(server.issuer, flow.callback, {
-    client_id: 'scope-app',
-    redirect_uri: redirectUri,
-    verifier: request.verifier,
-  });
   t.is(tokens.scope, 'policies:read', 'the code exchange gave the API token');
 
-  const refresh = async (extra: Record<string, string>, refreshToken: string) => {
-    const response = await fetch(`${server.issuer}/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({
-        grant_type: 'refresh_token',
-        refresh_token: refreshToken,
-        client_id: 'scope-app',
-        ...extra,
-      }),
-    });
-    return (await response.json()) as Record<string, string>;
-  };
-  const forUserinfo = await refresh({}, tokens.refresh_token as string);
+  const refreshed = async (refreshToken: string, extra: Record<string, string> = {}) =>
+    (await (await refresh(refreshToken, extra)).json()) as Record<string, string>;
+  const forUserinfo = await refreshed(tokens.refresh_token as string);
   t.is(forUserinfo.scope, 'openid offline_access');
   const me = await fetch(`${server.issuer}/me`, {
     headers: { authorization: `Bearer ${forUserinfo.access_token}` },
   });
   t.is(me.status, 200);
 
-  const forApi = await refresh({ resource: API }, forUserinfo.refresh_token as string);
+  const forApi = await refreshed(forUserinfo.refresh_token as string, { resource: API });
   t.is(forApi.scope, 'policies:read');
   t.is(String(forApi.access_token).split('.').length, 3, 'a JWT for the API');
 });
 
 test('a removed user can no longer refresh, and their tokens read inactive', async (t) => {
   const leaving = await deployment.addUser(server, 'leaving.user@example.com');
-  const request = authorizationRequest(server.issuer, {
-    client_id: 'scope-app',
-    redirect_uri: redirectUri,
-    scope: 'openid offline_access',
-    prompt: 'consent',
-  });
-  const flow = await runAuthorization(new UserAgent(), request.url, redirectUri, {
-    credentials: leaving,
-    consent: 'approve',
-  });
-  const tokens = await exchangeCode(server.issuer, flow.callback, {
-    client_id: 'scope-app',
-    redirect_uri: redirectUri,
-    verifier: request.verifier,
-  });
-  const introspect = async () => {
-    const response = await fetch(`${server.issuer}/token/introspection`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ token: tokens.access_token as string, client_id: 'scope-app' }),
-    });
-    return ((await response.json()) as { active: boolean }).active;
-  };
-  t.true(await introspect());
+  const tokens = await signIn({ scope: 'openid offline_access', prompt: 'consent' }, leaving);
+  t.true(await isActive(tokens.access_token as string));
   await server.store.users.remove(leaving.email);
-  t.false(await introspect(), 'a token does not outlive its user');
-  const refreshed = await fetch(`${server.issuer}/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'refresh_token',
-      refresh_token: tokens.refresh_token as string,
-      client_id: 'scope-app',
-    }),
-  });
+  t.false(await isActive(tokens.access_token as string), 'a token does not outlive its user');
+  const refreshed = await refresh(tokens.refresh_token as string);
   t.is(refreshed.status, 400);
   t.is(((await refreshed.json()) as { error: string }).error, 'invalid_grant');
 });
 
 test('a client registered for refresh_token gets one in the code flow, prompt=consent or not', async (t) => {
-  const request = authorizationRequest(server.issuer, {
-    client_id: 'scope-app',
-    redirect_uri: redirectUri,
-    scope: 'openid offline_access policies:read',
-  });
-  const flow = await runAuthorization(new UserAgent(), request.url, redirectUri, {
-    credentials: user,
-    consent: 'approve',
-  });
-  const tokens = await exchangeCode(server.issuer, flow.callback, {
-    client_id: 'scope-app',
-    redirect_uri: redirectUri,
-    verifier: request.verifier,
-  });
+  const tokens = await signIn({ scope: 'openid offline_access policies:read' });
   t.truthy(tokens.refresh_token);
 });
