@@ -2,6 +2,12 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { Cluster } from 'ioredis';
+import {
+  authorizationRequest,
+  exchangeCode,
+  runAuthorization,
+  UserAgent,
+} from '../e2e/support/user-agent.ts';
 import { type RunningAuthServer, startAuthServer, testSecrets } from '../support/auth-server.ts';
 import { testPrefix } from '../support/redis.ts';
 import { type ExtraRedis, startExtraRedis } from '../support/redis-server.ts';
@@ -46,6 +52,11 @@ test.before(async () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   probe.disconnect();
+  server = await startAuthServer({
+    prefix: testPrefix('cluster'),
+    secrets: testSecrets(),
+    env: { REDIS_URL: `redis://127.0.0.1:${nodes[0]?.port}`, REDIS_CLUSTER: 'true' },
+  });
 });
 
 test.after.always(async () => {
@@ -53,60 +64,125 @@ test.after.always(async () => {
   await Promise.all(nodes.map((n) => n.stop()));
 });
 
-test('the whole authorization server runs on Redis Cluster: clients, keys, tokens, introspection, revocation', async (t) => {
-  server = await startAuthServer({
-    prefix: testPrefix('cluster'),
-    secrets: testSecrets(),
-    env: { REDIS_URL: `redis://127.0.0.1:${nodes[0]?.port}`, REDIS_CLUSTER: 'true' },
-  });
-  const { store, issuer } = server;
-  const api = 'https://api.cluster.test';
-  await store.resources.add({ uri: api, scopes: ['reports:read'] });
-  const { client_secret } = await store.clients.add({
-    id: 'cluster-client',
-    grants: ['client_credentials'],
-    scope: ['reports:read'],
-    resources: [api],
-    redirectUris: [],
-    postLogoutRedirectUris: [],
-  });
-  const auth = {
-    authorization: `Basic ${Buffer.from(`cluster-client:${client_secret}`).toString('base64')}`,
-  };
-  const form = { 'content-type': 'application/x-www-form-urlencoded' };
+function running(): RunningAuthServer {
+  if (!server) throw new Error('the cluster test server did not start');
+  return server;
+}
 
-  const issued = await fetch(`${issuer}/token`, {
-    method: 'POST',
-    headers: { ...form, ...auth },
-    body: 'grant_type=client_credentials',
-  });
-  t.is(issued.status, 200);
-  const { access_token } = (await issued.json()) as { access_token: string };
+test.serial(
+  'the whole authorization server runs on Redis Cluster: clients, keys, tokens, introspection, revocation',
+  async (t) => {
+    const { store, issuer } = running();
+    const api = 'https://api.cluster.test';
+    await store.resources.add({ uri: api, scopes: ['reports:read'] });
+    const { client_secret } = await store.clients.add({
+      id: 'cluster-client',
+      grants: ['client_credentials'],
+      scope: ['reports:read'],
+      resources: [api],
+      redirectUris: [],
+      postLogoutRedirectUris: [],
+    });
+    const auth = {
+      authorization: `Basic ${Buffer.from(`cluster-client:${client_secret}`).toString('base64')}`,
+    };
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
 
-  const introspect = () =>
-    fetch(`${issuer}/token/introspection`, {
+    const issued = await fetch(`${issuer}/token`, {
       method: 'POST',
       headers: { ...form, ...auth },
-      body: `token=${access_token}`,
-    }).then((r) => r.json() as Promise<{ active: boolean }>);
-  t.true((await introspect()).active);
-  t.is(
-    (
-      await fetch(`${issuer}/token/revocation`, {
+      body: 'grant_type=client_credentials',
+    });
+    t.is(issued.status, 200);
+    const { access_token } = (await issued.json()) as { access_token: string };
+
+    const introspect = () =>
+      fetch(`${issuer}/token/introspection`, {
         method: 'POST',
         headers: { ...form, ...auth },
         body: `token=${access_token}`,
-      })
-    ).status,
-    200,
-  );
-  t.false((await introspect()).active);
+      }).then((r) => r.json() as Promise<{ active: boolean }>);
+    t.true((await introspect()).active);
+    t.is(
+      (
+        await fetch(`${issuer}/token/revocation`, {
+          method: 'POST',
+          headers: { ...form, ...auth },
+          body: `token=${access_token}`,
+        })
+      ).status,
+      200,
+    );
+    t.false((await introspect()).active);
 
-  await store.keyRing.rotate();
-  await store.users.add({ email: 'cluster@example.com', password: 'a long enough password' });
-  t.truthy(await store.users.verifyPassword('cluster@example.com', 'a long enough password'));
-  t.is((await store.clients.list()).length, 1);
-  await store.audit.record({ actor: 'test', action: 'keys.rotate', source: 'test', outcome: 'ok' });
-  t.is((await store.audit.recent())[0]?.action, 'keys.rotate');
-  t.is((await fetch(`${issuer}/readyz`)).status, 200);
-});
+    await store.keyRing.rotate();
+    await store.users.add({ email: 'cluster@example.com', password: 'a long enough password' });
+    t.truthy(await store.users.verifyPassword('cluster@example.com', 'a long enough password'));
+    t.is((await store.clients.list()).length, 1);
+    await store.audit.record({ actor: 'test', action: 'keys.rotate', source: 'test', outcome: 'ok' });
+    t.is((await store.audit.recent())[0]?.action, 'keys.rotate');
+    t.is((await fetch(`${issuer}/readyz`)).status, 200);
+  },
+);
+
+test.serial(
+  'on Redis Cluster: login session, authorization code, refresh rotation and reuse detection',
+  async (t) => {
+    const { store, issuer } = running();
+    const api = 'https://api.cluster-login.test';
+    const redirectUri = 'https://app.cluster.test/callback';
+    await store.resources.add({ uri: api, scopes: ['policies:read'] });
+    await store.clients.add({
+      id: 'cluster-app',
+      grants: ['authorization_code', 'refresh_token'],
+      scope: ['openid', 'offline_access', 'policies:read'],
+      resources: [api],
+      redirectUris: [redirectUri],
+      postLogoutRedirectUris: [],
+      authMethod: 'none',
+      firstParty: true,
+    });
+    const credentials = { email: 'cluster-login@example.com', password: 'a long enough password' };
+    await store.users.add(credentials);
+
+    const browser = new UserAgent();
+    const signIn = async (expectLogin: boolean) => {
+      const request = authorizationRequest(issuer, {
+        client_id: 'cluster-app',
+        redirect_uri: redirectUri,
+        scope: 'openid offline_access policies:read',
+        resource: api,
+      });
+      const flow = await runAuthorization(browser, request.url, redirectUri, { credentials });
+      t.is(flow.pages.includes('login'), expectLogin, expectLogin ? 'signs in' : 'the session is remembered');
+      return exchangeCode(issuer, flow.callback, {
+        client_id: 'cluster-app',
+        redirect_uri: redirectUri,
+        verifier: request.verifier,
+      });
+    };
+    const first = await signIn(true);
+    t.truthy(first.id_token);
+    t.truthy(first.refresh_token);
+    const second = await signIn(false);
+    t.truthy(second.access_token);
+
+    const refresh = (refreshToken: string) =>
+      fetch(`${issuer}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'refresh_token',
+          refresh_token: refreshToken,
+          client_id: 'cluster-app',
+        }),
+      });
+    const rotated = await refresh(first.refresh_token as string);
+    t.is(rotated.status, 200);
+    const { refresh_token: next } = (await rotated.json()) as { refresh_token: string };
+    t.not(next, first.refresh_token);
+    const reused = await refresh(first.refresh_token as string);
+    t.is(reused.status, 400, 'a spent refresh token is refused');
+    t.is((await refresh(next)).status, 400, 'and its reuse revoked the whole grant');
+  },
+);

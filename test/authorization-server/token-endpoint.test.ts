@@ -133,8 +133,18 @@ test('the JWKS never carries private key members', async (t) => {
 });
 
 test('the audience is the requested resource, or the default one', async (t) => {
+  const jwks = createRemoteJWKSet(new URL(`${server.issuer}/jwks`));
   const explicit = await m2mToken(server, { resource: api });
-  t.is((await jwtVerify(explicit, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)))).payload.aud, api);
+  t.is((await jwtVerify(explicit, jwks)).payload.aud, api);
+  const byDefault = await m2mToken(server);
+  t.is((await jwtVerify(byDefault, jwks)).payload.aud, api, "no resource: the client's default resource");
+  const elsewhere = await token(
+    server,
+    { grant_type: 'client_credentials', scope: 'reports:read', resource: other },
+    { authorization: basic('m2m', m2mSecret) },
+  );
+  t.is(elsewhere.status, 400, 'a resource the client is not registered for is never the audience');
+  t.is(elsewhere.json.error, 'invalid_target');
 });
 
 test('client_secret_post and private_key_jwt authenticate', async (t) => {
@@ -387,18 +397,32 @@ test('introspection: tampered, foreign and garbage tokens are inactive; no clien
   t.is(anonymous.json.error, 'invalid_client');
 });
 
-test('scale-out: a second instance serves the same clients and its tokens introspect on the first', async (t) => {
-  const fromSecond = await m2mToken(second);
-  const r = await post(
-    `${server.issuer}/token/introspection`,
-    { token: fromSecond },
+test('scale-out: two instances behind one issuer serve the same clients, and tokens cross between them', async (t) => {
+  // Two instances of one deployment behind one issuer, as behind a load balancer: same issuer,
+  // same store, each reached on its own port.
+  const behindLoadBalancer = await startAuthServer({ prefix, secrets, env: { ISSUER: server.issuer } });
+  t.teardown(() => behindLoadBalancer.close());
+  const otherInstance = `http://127.0.0.1:${behindLoadBalancer.port}`;
+  const issued = await post(
+    `${otherInstance}/token`,
+    { grant_type: 'client_credentials', scope: 'reports:read' },
     { authorization: basic('m2m', m2mSecret) },
   );
-  t.is(r.json.active, true);
-  await jwtVerify(fromSecond, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), {
-    issuer: second.issuer === server.issuer ? server.issuer : second.issuer,
+  t.is(issued.status, 200, issued.text);
+  const fromOther = String(issued.json.access_token);
+  const { payload } = await jwtVerify(fromOther, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), {
+    issuer: server.issuer,
+    audience: api,
+    typ: 'at+jwt',
   });
-  t.pass();
+  t.is(payload.client_id, 'm2m');
+  const auth = { authorization: basic('m2m', m2mSecret) };
+  const introspected = await post(`${server.issuer}/token/introspection`, { token: fromOther }, auth);
+  t.like(introspected.json, { active: true, jti: payload.jti, iss: server.issuer });
+  const revoked = await post(`${server.issuer}/token/revocation`, { token: fromOther }, auth);
+  t.is(revoked.status, 200);
+  const afterRevocation = await post(`${otherInstance}/token/introspection`, { token: fromOther }, auth);
+  t.deepEqual(afterRevocation.json, { active: false }, 'revoked on one instance, inactive on the other');
 });
 
 test('at rest: client secrets, tokens and private keys are not readable in Redis', async (t) => {
@@ -513,6 +537,26 @@ test('DPoP is off: a DPoP header does not turn a token into one the bearer-only 
     await fetch(`${server.issuer}/.well-known/openid-configuration`)
   ).json()) as Record<string, unknown>;
   t.is(metadata.dpop_signing_alg_values_supported, undefined);
+
+  // A well-formed DPoP proof (RFC 9449 §4.2) sent anyway: the answer is a plain Bearer token with no
+  // `cnf` binding, so no API is asked to check a proof it was never told about.
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  const proof = await new SignJWT({ htm: 'POST', htu: `${server.issuer}/token` })
+    .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(publicKey) })
+    .setJti(crypto.randomUUID())
+    .setIssuedAt()
+    .sign(privateKey);
+  const r = await token(
+    server,
+    { grant_type: 'client_credentials', scope: 'reports:read' },
+    { authorization: basic('m2m', m2mSecret), dpop: proof },
+  );
+  t.is(r.status, 200, r.text);
+  t.is(r.json.token_type, 'Bearer');
+  const claims = JSON.parse(
+    Buffer.from(String(r.json.access_token).split('.')[1] as string, 'base64url').toString(),
+  ) as Record<string, unknown>;
+  t.is(claims.cnf, undefined);
 });
 
 test('unknown paths and wrong methods answer 404 in JSON', async (t) => {

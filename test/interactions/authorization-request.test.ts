@@ -250,6 +250,9 @@ test('a removed user can no longer refresh, and their tokens read inactive', asy
 });
 
 test('a client registered for refresh_token gets one in the code flow, prompt=consent or not', async (t) => {
-  const tokens = await signIn({ scope: 'openid offline_access policies:read' });
-  t.truthy(tokens.refresh_token);
+  const without = await signIn({ scope: 'openid offline_access policies:read' });
+  t.truthy(without.refresh_token, 'without prompt=consent');
+  const withConsent = await signIn({ scope: 'openid offline_access policies:read', prompt: 'consent' });
+  t.truthy(withConsent.refresh_token, 'with prompt=consent');
+  t.not(withConsent.refresh_token, without.refresh_token);
 });
