@@ -1,7 +1,7 @@
+import type { SealedBox } from '../../shared/sealing/index.ts';
 import type { ChangeFeed } from '../storage/change-feed.ts';
 import type { Kv } from '../storage/kv.ts';
 import type { KeyNames } from '../storage/redis-keys.ts';
-import type { SealedBox } from '../storage/sealed-box.ts';
 import {
   completeRing,
   type KeyRing,

@@ -1,7 +1,7 @@
 import type { Logger } from '../../shared/logger.ts';
+import type { SealedBox } from '../../shared/sealing/index.ts';
 import type { Kv } from './kv.ts';
 import type { KeyNames } from './redis-keys.ts';
-import type { SealedBox } from './sealed-box.ts';
 
 export interface AuditEntry {
   /** Who: the token's subject and client, or `cli:<os user>`. */

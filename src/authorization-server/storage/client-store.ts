@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { ConflictError, InvalidInputError, NotFoundError } from '../../shared/errors.ts';
+import type { SealedBox } from '../../shared/sealing/index.ts';
 import type { Kv } from './kv.ts';
 import type { KeyNames } from './redis-keys.ts';
 import { OPENID_SCOPES, type ResourceStore } from './resource-store.ts';
-import type { SealedBox } from './sealed-box.ts';
 
 export const GRANTS = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;

@@ -1,8 +1,8 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
+import type { SealedBox } from '../../shared/sealing/index.ts';
 import type { Kv } from './kv.ts';
 import type { KeyNames } from './redis-keys.ts';
-import type { SealedBox } from './sealed-box.ts';
 
 /** Models whose records are single-use; a second consume is a replay (RFC 6749 §4.1.2, §10.4). */
 const CONSUMABLE = new Set([

@@ -1,17 +1,16 @@
 import type { Config } from '../../config/config.ts';
 import { loadStoreSecrets, type StoreSecrets } from '../../config/secrets.ts';
+import { loadDataKeys, SealedBox } from '../../shared/sealing/index.ts';
 import { KeyRingStore } from '../keys/key-ring-store.ts';
 import { families } from '../keys/signing-key-ring.ts';
 import { AuditLog } from './audit-log.ts';
 import { ChangeFeed } from './change-feed.ts';
 import { ClientStore } from './client-store.ts';
-import { loadDataKeys } from './data-keys.ts';
 import type { Kv } from './kv.ts';
 import { MemoryKv } from './memory-kv.ts';
 import { KeyNames } from './redis-keys.ts';
 import { RedisKv } from './redis-kv.ts';
 import { ResourceStore } from './resource-store.ts';
-import { SealedBox } from './sealed-box.ts';
 import { UserStore } from './user-store.ts';
 
 /** The longest a signed token (access or ID token) lives: a retired key is kept in the JWKS that long. */

@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import argon2 from 'argon2';
 import { z } from 'zod';
 import { ConflictError, InvalidInputError, NotFoundError } from '../../shared/errors.ts';
+import type { SealedBox } from '../../shared/sealing/index.ts';
 import type { Kv } from './kv.ts';
 import type { KeyNames } from './redis-keys.ts';
-import type { SealedBox } from './sealed-box.ts';
 
 /**
  * argon2id at OWASP's minimum profile (19 MiB, t=2, p=1): `npm run bench` measures it beside the

@@ -6,7 +6,7 @@ import { MemoryKv } from '../../../src/authorization-server/storage/memory-kv.ts
 import { createAdapterClass } from '../../../src/authorization-server/storage/oidc-adapter.ts';
 import { KeyNames } from '../../../src/authorization-server/storage/redis-keys.ts';
 import { RedisKv } from '../../../src/authorization-server/storage/redis-kv.ts';
-import { generateDataKeys, SealedBox } from '../../../src/authorization-server/storage/sealed-box.ts';
+import { generateDataKeys, SealedBox } from '../../../src/shared/sealing/index.ts';
 import {
   connectRedis,
   deletePrefix,

@@ -2,8 +2,8 @@ import argon2 from 'argon2';
 import test from 'ava';
 import { MemoryKv } from '../../../src/authorization-server/storage/memory-kv.ts';
 import { KeyNames } from '../../../src/authorization-server/storage/redis-keys.ts';
-import { generateDataKeys, SealedBox } from '../../../src/authorization-server/storage/sealed-box.ts';
 import { PASSWORD_HASH_OPTIONS, UserStore } from '../../../src/authorization-server/storage/user-store.ts';
+import { generateDataKeys, SealedBox } from '../../../src/shared/sealing/index.ts';
 
 function userStore() {
   const kv = new MemoryKv();

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
-import { DecryptionError } from '../../shared/errors.ts';
+import { DecryptionError } from '../errors.ts';
 
 const VERSION = 'v1';
 const IV_BYTES = 12;
