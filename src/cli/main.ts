@@ -135,7 +135,10 @@ clients
     'authorization_code, refresh_token or client_credentials (repeat)',
     collect,
   )
-  .requiredOption('--scope <scopes>', 'space-separated scopes the client may request')
+  .requiredOption(
+    '--scope <scopes>',
+    'space-separated scopes the client may request (admin:* only with --grant client_credentials alone)',
+  )
   .option('--resource <uri>', 'a resource the client may use; the first is its default (repeat)', collect, [])
   .option('--redirect-uri <uri>', 'exact redirect URI (repeat)', collect, [])
   .option('--post-logout-redirect-uri <uri>', 'post-logout redirect URI (repeat)', collect, [])

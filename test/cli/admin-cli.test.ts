@@ -442,3 +442,57 @@ test('clients add refuses a resource the client would hold no scope at', async (
   t.not(r.code, 0);
   t.regex(r.stderr, /unreachable-scope/);
 });
+
+test('issue 9 #1: clients add refuses an admin scope on a client with any grant but client_credentials, and audits it', async (t) => {
+  const adminApi = 'https://admin-scope-rule.test';
+  await cliJson(['resources', 'add', '--uri', adminApi, '--scope', 'admin:users'], env);
+  const r = await runCli(
+    [
+      'clients',
+      'add',
+      '--id',
+      'login-app-with-admin',
+      '--grant',
+      'authorization_code',
+      '--scope',
+      'admin:users',
+      '--resource',
+      adminApi,
+      '--redirect-uri',
+      'https://app.test/callback',
+      '--json',
+    ],
+    env,
+  );
+  t.not(r.code, 0);
+  t.is(r.stdout, '');
+  t.regex(r.stderr, /admin:\* scopes are only for clients whose only grant is client_credentials/);
+  const store = await openStore(loadConfig({ ...env, REDIS_URL }));
+  try {
+    t.is(await store.clients.get('login-app-with-admin'), undefined);
+    t.truthy(
+      (await store.audit.recent(100)).find(
+        (e) => e.action === 'clients.add' && e.target === 'login-app-with-admin' && e.outcome === 'refused',
+      ),
+    );
+  } finally {
+    await store.close();
+  }
+  // The same scope on a machine client is fine.
+  const ok = await cliJson(
+    [
+      'clients',
+      'add',
+      '--id',
+      'machine-admin',
+      '--grant',
+      'client_credentials',
+      '--scope',
+      'admin:users',
+      '--resource',
+      adminApi,
+    ],
+    env,
+  );
+  t.is(ok.client_id, 'machine-admin');
+});

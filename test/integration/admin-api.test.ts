@@ -16,6 +16,7 @@ import {
   type Served,
   serve,
   silentLogger,
+  userTokens,
 } from './support/harness.ts';
 
 const prefix = testPrefix('it-admin');
@@ -576,5 +577,96 @@ test.serial(
       entries.find((e) => e.action === 'keys.rotate' && e.target === 'emergency'),
       { outcome: 'ok' },
     );
+  },
+);
+
+test.serial(
+  "issue 9 #1: a signed-in user's token from a login-flow client holding an admin scope is refused, and audited",
+  async (t) => {
+    // Registration now refuses such a client, so it is written the way an older version stored it.
+    const id = 'legacy-login-admin';
+    const secret = 'legacy-login-admin-secret-0123456789abcdef';
+    const redirectUri = 'http://127.0.0.1:9/callback';
+    const key = as.store.keys.model('Client', id);
+    await as.store.kv.putRecord(
+      key,
+      as.store.box.sealJson(
+        {
+          client_id: id,
+          client_secret: secret,
+          grant_types: ['authorization_code'],
+          response_types: ['code'],
+          redirect_uris: [redirectUri],
+          post_logout_redirect_uris: [],
+          token_endpoint_auth_method: 'client_secret_basic',
+          resource_scopes: ['admin:users'],
+          resources: [audience],
+          first_party: true,
+          created_at: new Date().toISOString(),
+        },
+        key,
+      ),
+    );
+    await as.store.kv.hashSetIfAbsent(as.store.keys.clientIndex(), id, new Date().toISOString());
+    const customer = await as.store.users.add({
+      email: 'mallory@admin-it.test',
+      password: 'mallory-password',
+    });
+    const victim = await as.store.users.add({ email: 'victim@admin-it.test', password: 'victim-password' });
+    const before = (await as.store.audit.recent(1000)).length;
+
+    const { access_token: token } = await userTokens(as, {
+      client: { id, secret },
+      redirectUri,
+      accountId: customer.sub,
+      scope: 'admin:users',
+      resource: audience,
+    });
+    const claims = decodeJwt(token);
+    t.is(claims.sub, customer.sub, 'a real end-user access token for the admin audience');
+    t.is(claims.aud, audience);
+
+    const listed = await request('GET', '/users', token);
+    t.is(listed.status, 401, listed.text);
+    t.is(listed.json.error, 'invalid_token');
+    t.regex(challenge(listed), /error="invalid_token"/);
+    const changed = await request('PUT', `/users/${encodeURIComponent(victim.email)}/password`, token, {
+      password: 'taken-over-password',
+    });
+    t.is(changed.status, 401, changed.text);
+    t.truthy(
+      await as.store.users.verifyPassword(victim.email, 'victim-password'),
+      'the password is unchanged',
+    );
+
+    const entries = await as.store.audit.recent(1000);
+    t.true(entries.length > before);
+    t.truthy(
+      entries.find(
+        (e) => e.action === 'admin-api.authenticate' && e.outcome === 'refused' && e.actor.includes(id),
+      ),
+      'the refused user token is in the audit log',
+    );
+  },
+);
+
+test.serial(
+  'issue 9 #1: the admin API refuses registering an admin scope on a client with any grant but client_credentials, and audits it',
+  async (t) => {
+    const token = await tokenFor('admin:clients');
+    for (const grants of [['authorization_code'], ['authorization_code', 'refresh_token']]) {
+      const r = await request('POST', '/clients', token, {
+        client_id: `login-admin-${grants.length}`,
+        grant_types: grants,
+        scope: 'admin:clients',
+        resources: [audience],
+        redirect_uris: ['https://app.admin-it.test/callback'],
+      });
+      t.is(r.status, 400, r.text);
+      t.regex(String(r.json.error_description), /admin:\* scopes .*client_credentials/);
+      t.is(await as.store.clients.get(`login-admin-${grants.length}`), undefined);
+    }
+    const entries = await as.store.audit.recent(50);
+    t.truthy(entries.find((e) => e.action === 'clients.add' && e.outcome === 'refused'));
   },
 );

@@ -1,4 +1,4 @@
-import { createLocalJWKSet, errors as joseErrors, jwtVerify } from 'jose';
+import { createLocalJWKSet, type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
 import type { Context, Next } from 'koa';
 import type { Config } from '../../config/config.ts';
 import { publicJwk } from '../keys/signing-key-ring.ts';
@@ -36,8 +36,9 @@ function challenge(
 
 /**
  * The admin API accepts only this server's own JWT access tokens for the admin audience, verified
- * in-process against the live key ring (RFC 9068 §4), and only while their registry record exists:
- * a revoked admin token stops working at once.
+ * in-process against the live key ring (RFC 9068 §4), issued by the client-credentials grant (the
+ * client acting for itself, never a signed-in person: SPEC, issue 9 #1, RFC 9700 §4.15), and only
+ * while their registry record exists: a revoked admin token stops working at once.
  */
 export function adminAuthentication(config: Config, store: Store, host: ProviderHost, audience: string) {
   let cached: { ring: unknown; keySet: ReturnType<typeof createLocalJWKSet> } | undefined;
@@ -49,41 +50,57 @@ export function adminAuthentication(config: Config, store: Store, host: Provider
     return cached.keySet;
   };
 
+  /** A valid token that is not an admin token: refused like an invalid one, and audited. */
+  async function refuseEndUserToken(ctx: Context, payload: JWTPayload): Promise<void> {
+    await store.audit.record({
+      actor: `${String(payload.sub)} via ${String(payload.client_id)}`,
+      action: 'admin-api.authenticate',
+      target: 'end-user token',
+      source: ctx.ip,
+      outcome: 'refused',
+    });
+    challenge(ctx, 401, 'invalid_token', 'admin tokens come from the client_credentials grant only');
+  }
+
   return async function authenticateAdmin(ctx: Context, next: Next) {
     const header = ctx.get('authorization');
     if (!header) return challenge(ctx, 401);
     const match = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i.exec(header);
     if (!match?.[1]) return challenge(ctx, 400, 'invalid_request', 'malformed Authorization header');
+    let payload: JWTPayload;
     try {
-      const { payload } = await jwtVerify(match[1], keySet(), {
+      ({ payload } = await jwtVerify(match[1], keySet(), {
         issuer: config.issuer,
         audience,
         typ: 'at+jwt',
         algorithms: [config.accessTokenAlg],
         requiredClaims: ['jti', 'exp', 'iat', 'sub', 'client_id'],
         clockTolerance: 5,
-      });
-      const reference = store.keys.jwtReference(String(payload.jti));
-      const live = await Promise.all(
-        ['ClientCredentials', 'AccessToken'].map((model) =>
-          store.kv.getRecord(store.keys.model(model, reference)),
-        ),
-      );
-      if (!live.some(Boolean)) return challenge(ctx, 401, 'invalid_token', 'the token was revoked');
-      ctx.state.admin = {
-        sub: String(payload.sub),
-        clientId: String(payload.client_id),
-        scopes: new Set(
-          String(payload.scope ?? '')
-            .split(' ')
-            .filter(Boolean),
-        ),
-      } satisfies AdminCaller;
+      }));
     } catch (error) {
       if (error instanceof joseErrors.JOSEError)
         return challenge(ctx, 401, 'invalid_token', 'the access token is invalid');
       throw error;
     }
+    const reference = store.keys.jwtReference(String(payload.jti));
+    const [clientCredentials, endUser] = await Promise.all(
+      ['ClientCredentials', 'AccessToken'].map((model) =>
+        store.kv.getRecord(store.keys.model(model, reference)),
+      ),
+    );
+    // Both checks: the registry says which grant issued it, and `sub` must be the client itself.
+    if (endUser || (clientCredentials && payload.sub !== payload.client_id))
+      return refuseEndUserToken(ctx, payload);
+    if (!clientCredentials) return challenge(ctx, 401, 'invalid_token', 'the token was revoked');
+    ctx.state.admin = {
+      sub: String(payload.sub),
+      clientId: String(payload.client_id),
+      scopes: new Set(
+        String(payload.scope ?? '')
+          .split(' ')
+          .filter(Boolean),
+      ),
+    } satisfies AdminCaller;
     await next();
   };
 }

@@ -109,7 +109,16 @@ const clientInput = z
     if (c.grants.includes('client_credentials') && c.resources.length === 0) {
       fail('client_credentials needs at least one --resource');
     }
+    // SPEC: admin tokens act for the client itself, never for a signed-in person (issue 9 #1).
+    if (c.scope.some(isAdminScope) && c.grants.some((g) => g !== 'client_credentials')) {
+      fail('admin:* scopes are only for clients whose only grant is client_credentials');
+    }
   });
+
+/** The admin API's scopes (`admin:keys`, `admin:clients`...): held only by client-credentials clients. */
+export function isAdminScope(scope: string): boolean {
+  return scope.startsWith('admin:');
+}
 
 /**
  * Clients live where oidc-provider looks for them (the Client model, sealed like every model), plus
