@@ -3,11 +3,7 @@ import type { Server } from 'node:http';
 import { type Config, loadConfig } from '../config/config.ts';
 import { ConfigError } from '../shared/errors.ts';
 import { createLogger } from '../shared/logger.ts';
-import { buildAdminApp, ensureAdminResource } from './admin-api/app.ts';
-import { buildApp } from './app.ts';
-import { createInteractions } from './interactions/index.ts';
-import { describe, ProviderHost } from './provider/provider-host.ts';
-import { openStore } from './storage/store.ts';
+import { buildAuthorizationServer } from './authorization-server.ts';
 
 /** Start-up failures (bad configuration, a store that cannot be opened) end the process with one clear line. */
 function fail(message: string, error: unknown): never {
@@ -25,67 +21,42 @@ try {
   fail('invalid configuration', error);
 }
 const logger = createLogger('authorization-server', config.logLevel);
-const store = await openStore(config).catch((error) =>
-  fail('cannot open the store (is Redis at REDIS_URL reachable, and STORE_KEY the right key?)', error),
-);
-
 if (!config.redisUrl) {
   logger.warn(
     '!!! REDIS_URL is not set: using an in-process store with demo data. Nothing is shared between instances ' +
       'or kept across restarts. Never run this way in production (NODE_ENV=production refuses to). !!!',
   );
 }
-if (store.secrets.source === 'generated') {
+const authorizationServer = await buildAuthorizationServer(config, { logger }).catch((error) =>
+  fail(
+    'cannot start (is Redis at REDIS_URL reachable, STORE_KEY the right key, and the signing keys loadable?)',
+    error,
+  ),
+);
+if (authorizationServer.store.secrets.source === 'generated') {
   logger.warn(
     `generated a development store key in ${config.keysDir}/store.key; set STORE_KEY in production`,
   );
 }
 
-const interactions = createInteractions({ config, store, logger, host: () => host });
-const host = new ProviderHost({ config, store, logger, pages: interactions.pages });
-await host.start().catch((error) => fail('cannot load signing keys and resources', error));
-if (!config.redisUrl) await interactions.seedDemoData?.();
-
-const app = buildApp({ config, store, host, logger, routers: interactions.routers });
-const server: Server = app.listen(config.port);
+const server: Server = authorizationServer.app.listen(config.port);
 server.headersTimeout = 10_000;
 server.requestTimeout = 30_000;
 await once(server, 'listening');
 logger.info(
-  { issuer: config.issuer, port: config.port, store: store.kv.kind },
+  { issuer: config.issuer, port: config.port, store: authorizationServer.store.kv.kind },
   'authorization server listening',
 );
 
 let adminServer: Server | undefined;
-if (config.adminPort && config.adminAudience) {
-  await ensureAdminResource(store, config.adminAudience);
-  const admin = buildAdminApp({
-    config,
-    store,
-    host,
-    logger: logger.child({ surface: 'admin' }),
-    audience: config.adminAudience,
-  });
-  adminServer = admin.listen(config.adminPort, config.adminHost);
+if (authorizationServer.adminApp) {
+  adminServer = authorizationServer.adminApp.listen(config.adminPort, config.adminHost);
   await once(adminServer, 'listening');
   logger.info(
     { port: config.adminPort, host: config.adminHost, audience: config.adminAudience },
     'admin API listening',
   );
 }
-
-const rotationTimer = config.keyRotationInterval
-  ? setInterval(
-      () =>
-        void store.keyRing
-          .rotateIfDue(config.keyRotationInterval as number)
-          .then((rotated) => rotated && logger.info('signing keys rotated on schedule'))
-          .catch((error) =>
-            logger.warn({ err: describe(error) }, 'scheduled key rotation failed; will retry'),
-          ),
-      Math.min(60_000, (config.keyRotationInterval * 1000) / 10),
-    )
-  : undefined;
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
@@ -103,7 +74,6 @@ async function shutdown(signal: string): Promise<void> {
     process.exit(1);
   }, 15_000);
   giveUp.unref();
-  if (rotationTimer) clearInterval(rotationTimer);
   const closed = [server, adminServer]
     .filter((s): s is Server => s !== undefined)
     .map((s) => {
@@ -112,8 +82,7 @@ async function shutdown(signal: string): Promise<void> {
       return once(s, 'close');
     });
   await Promise.all(closed);
-  await host.stop();
-  await store.close();
+  await authorizationServer.close();
   logger.info('stopped');
   process.exit(0);
 }

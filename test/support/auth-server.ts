@@ -4,10 +4,9 @@ import type { Server } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildApp } from '../../src/authorization-server/app.ts';
-import { createInteractions } from '../../src/authorization-server/interactions/index.ts';
-import { ProviderHost } from '../../src/authorization-server/provider/provider-host.ts';
-import { openStore, type Store } from '../../src/authorization-server/storage/store.ts';
+import { buildAuthorizationServer } from '../../src/authorization-server/authorization-server.ts';
+import type { ProviderHost } from '../../src/authorization-server/provider/provider-host.ts';
+import type { Store } from '../../src/authorization-server/storage/store.ts';
 import { type Config, loadConfig } from '../../src/config/config.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { REDIS_URL } from './redis.ts';
@@ -63,11 +62,7 @@ export async function startAuthServer(options: {
     ...options.env,
   });
   const logger = createLogger('test-auth-server', 'silent');
-  const store = await openStore(config);
-  const interactions = createInteractions({ config, store, logger, host: () => host });
-  const host = new ProviderHost({ config, store, logger, pages: interactions.pages });
-  await host.start();
-  const app = buildApp({ config, store, host, logger, routers: interactions.routers });
+  const { app, host, store, close } = await buildAuthorizationServer(config, { logger });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(port, '127.0.0.1', () => resolve(s));
   });
@@ -80,8 +75,7 @@ export async function startAuthServer(options: {
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await host.stop();
-      await store.close();
+      await close();
     },
   };
 }

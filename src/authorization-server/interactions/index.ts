@@ -14,27 +14,35 @@ import { type InteractionContext, loadInteraction } from './interaction-context.
 import { loginSteps, renderLogin } from './login.ts';
 import { PageError, renderPageErrors } from './page-errors.ts';
 import { providerPages } from './provider-pages.ts';
-import { createViews, ICON_PATH, STYLESHEET_PATH } from './views.ts';
+import { ICON_PATH, STYLESHEET_PATH, type Views } from './views.ts';
 
 export interface InteractionDeps {
   config: Config;
   store: Store;
   logger: Logger;
-  host: () => ProviderHost;
+  views: Views;
+  /** Built before the interactions, with the pages of createProviderPages. */
+  host: ProviderHost;
 }
 
 export interface Interactions {
-  pages: ProviderPages;
   routers: Router[];
   seedDemoData?: () => Promise<void>;
 }
 
 /**
- * End-user interactions: the login and consent pages oidc-provider sends people to, the pages it
- * renders itself (errors, logout), the stylesheet, and the limits in front of `/token`.
+ * The pages oidc-provider renders itself (errors, logout), in our templates. They are built before
+ * the provider host, which needs them, and the interactions, which need the host, come after.
  */
-export function createInteractions({ config, store, logger, host }: InteractionDeps): Interactions {
-  const views = createViews(config.issuer);
+export function createProviderPages(views: Views): ProviderPages {
+  return providerPages(views);
+}
+
+/**
+ * End-user interactions: the login and consent pages oidc-provider sends people to, the
+ * stylesheet, and the limits in front of `/token`.
+ */
+export function createInteractions({ config, store, logger, views, host }: InteractionDeps): Interactions {
   const deps = {
     views,
     users: store.users,
@@ -90,7 +98,6 @@ export function createInteractions({ config, store, logger, host }: InteractionD
   }
 
   return {
-    pages: providerPages(views),
     routers,
     seedDemoData: () => seedDemoData(store, logger),
   };

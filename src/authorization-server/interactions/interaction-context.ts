@@ -21,9 +21,9 @@ export type InteractionContext = ParameterizedContext<InteractionState> & { para
  * it is the one in the URL, at the expected prompt. The provider is fetched per request: it is
  * rebuilt when keys or resources change.
  */
-export function loadInteraction(host: () => ProviderHost, expected?: 'login' | 'consent') {
+export function loadInteraction(host: ProviderHost, expected?: 'login' | 'consent') {
   return async function loadInteraction(ctx: InteractionContext, next: Next): Promise<void> {
-    const provider = host().provider;
+    const provider = host.provider;
     const interaction = await provider.interactionDetails(ctx.req, ctx.res);
     if (interaction.uid !== ctx.params.uid) {
       throw new PageError(

@@ -1,0 +1,92 @@
+import type Koa from 'koa';
+import type { Config } from '../config/config.ts';
+import type { Logger } from '../shared/logger.ts';
+import { buildAdminApp, ensureAdminResource } from './admin-api/app.ts';
+import { buildApp } from './app.ts';
+import { createInteractions, createProviderPages } from './interactions/index.ts';
+import { createViews } from './interactions/views.ts';
+import { describe, ProviderHost } from './provider/provider-host.ts';
+import type { Kv } from './storage/kv.ts';
+import { openStore, type Store } from './storage/store.ts';
+
+export interface AuthorizationServerDeps {
+  logger: Logger;
+  /** A storage backend to use instead of the one config names (tests of a store fault). */
+  kv?: Kv;
+}
+
+export interface AuthorizationServer {
+  /** The public OAuth/OpenID Connect app. */
+  app: Koa;
+  /** The admin API (and /metrics), when ADMIN_PORT is set; it never shares the public port. */
+  adminApp: Koa | undefined;
+  host: ProviderHost;
+  store: Store;
+  /** Stops the timers and watchers and closes the store; the caller closes its listeners first. */
+  close(): Promise<void>;
+}
+
+/**
+ * The one composition root: `main.ts`, the tests and the bench all build the server here, so what is
+ * tested is what runs. Nothing is circular: the provider's own pages come first, then the provider
+ * host (keys, resources), then the interactions and apps that use the host.
+ */
+export async function buildAuthorizationServer(
+  config: Config,
+  { logger, kv }: AuthorizationServerDeps,
+): Promise<AuthorizationServer> {
+  const store = await openStore(config, kv);
+  try {
+    const views = createViews(config.issuer);
+    const host = new ProviderHost({ config, store, logger, pages: createProviderPages(views) });
+    await host.start();
+    const interactions = createInteractions({ config, store, logger, views, host });
+    if (!config.redisUrl) await interactions.seedDemoData?.();
+
+    const app = buildApp({ config, store, host, logger, routers: interactions.routers });
+
+    let adminApp: Koa | undefined;
+    if (config.adminPort && config.adminAudience) {
+      await ensureAdminResource(store, config.adminAudience);
+      adminApp = buildAdminApp({
+        config,
+        store,
+        host,
+        logger: logger.child({ surface: 'admin' }),
+        audience: config.adminAudience,
+      });
+    }
+
+    const stopRotation = scheduleKeyRotation(config, store, logger);
+    return {
+      app,
+      adminApp,
+      host,
+      store,
+      async close() {
+        stopRotation();
+        await host.stop();
+        await store.close();
+      },
+    };
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}
+
+/** KEY_ROTATION_INTERVAL: every instance checks; the key ring's compare-and-set lets one win. */
+function scheduleKeyRotation(config: Config, store: Store, logger: Logger): () => void {
+  const interval = config.keyRotationInterval;
+  if (!interval) return () => {};
+  const timer = setInterval(
+    () =>
+      void store.keyRing
+        .rotateIfDue(interval)
+        .then((rotated) => rotated && logger.info('signing keys rotated on schedule'))
+        .catch((error) => logger.warn({ err: describe(error) }, 'scheduled key rotation failed; will retry')),
+    Math.min(60_000, (interval * 1000) / 10),
+  );
+  timer.unref();
+  return () => clearInterval(timer);
+}
