@@ -1,5 +1,8 @@
+import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../shared/errors.ts';
+import { PROJECT_ROOT } from './config.ts';
+import type { KeySource } from './secrets.ts';
 
 /**
  * The sample resource server's configuration: every environment variable it reads is read here, once,
@@ -39,8 +42,18 @@ export interface ResourceServerConfig {
    * REDIS_URL / REDIS_PREFIX / REDIS_CLUSTER, as for the authorization server. Set: policies and
    * claims live in Redis (under `${prefix}rs:`), so they survive restarts and every instance sees
    * them. Unset: an in-process store (a demo: lost on restart, not shared), with a warning.
+   *
+   * RS_STORE_KEY (32 random bytes, base64url), else the file `${KEYS_DIR}/rs-store.key`, generated on
+   * first start outside production; required when NODE_ENV=production. The resource server's own
+   * key-encryption key: it wraps the data keys that seal every policy and claim in Redis (the AS's
+   * STORE_KEY is never shared with it). RS_STORE_KEY_PREVIOUS: the old one while moving to a new key.
    */
-  readonly redis?: { readonly url: string; readonly prefix: string; readonly cluster: boolean };
+  readonly redis?: {
+    readonly url: string;
+    readonly prefix: string;
+    readonly cluster: boolean;
+    readonly storeKey: KeySource;
+  };
   /** LOG_LEVEL, default info. One of pino's levels; `silent` turns logging off. */
   readonly logLevel: string;
   /** Loud warnings about unsafe settings, for main.ts to log at start. */
@@ -58,7 +71,7 @@ type Env = Record<string, string | undefined>;
 const port = z.coerce.number().int().min(0).max(65535);
 const seconds = z.coerce.number().int().min(0).max(86_400);
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' });
-const redisUrlSchema = z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' });
+const redisUrlSchema = z.url({ protocol: /^rediss?$/ });
 const redisPrefix = z
   .string()
   .regex(/^[A-Za-z0-9:_.-]{1,64}$/, 'letters, digits and : _ . - only, at most 64');
@@ -72,6 +85,38 @@ function read<T>(env: Env, variable: string, schema: z.ZodType<T>, fallback: str
     throw invalid(variable, `${JSON.stringify(value)} ${result.error.issues[0]?.message ?? 'is invalid'}`);
   }
   return result.data;
+}
+
+/** REDIS_URL may carry a password: a bad value is refused without ever being echoed. */
+function readRedisUrl(env: Env): string | undefined {
+  const raw = env.REDIS_URL?.trim();
+  if (!raw) return undefined;
+  if (!redisUrlSchema.safeParse(raw).success) {
+    throw invalid(
+      'REDIS_URL',
+      'must be a redis:// or rediss:// URL (the value is not shown: it may hold a password)',
+    );
+  }
+  return raw;
+}
+
+function readStoreKey(env: Env): KeySource {
+  const keysDir = env.KEYS_DIR?.trim() || join(PROJECT_ROOT, 'keys');
+  const production = env.NODE_ENV === 'production';
+  const value = env.RS_STORE_KEY?.trim() || undefined;
+  if (production && value === undefined) {
+    throw invalid(
+      'RS_STORE_KEY',
+      'required when NODE_ENV=production and REDIS_URL is set (no generated secrets)',
+    );
+  }
+  return {
+    variable: 'RS_STORE_KEY',
+    value,
+    previousValue: env.RS_STORE_KEY_PREVIOUS?.trim() || undefined,
+    file: join(keysDir, 'rs-store.key'),
+    production,
+  };
 }
 
 function readIssuer(env: Env): string {
@@ -104,7 +149,7 @@ export function loadResourceServerConfig(env: Env = process.env): ResourceServer
       warnings.push('ISSUER is not https: tokens and discovery travel in clear');
     if (!audience.startsWith('https:')) warnings.push('RS_AUDIENCE is not https');
   }
-  const redisUrl = env.REDIS_URL?.trim() ? read(env, 'REDIS_URL', redisUrlSchema, '') : undefined;
+  const redisUrl = readRedisUrl(env);
   if (redisUrl === undefined) {
     warnings.push(
       'REDIS_URL unset: policies and claims live in this process only (lost on restart, not shared)',
@@ -128,6 +173,7 @@ export function loadResourceServerConfig(env: Env = process.env): ResourceServer
             url: redisUrl,
             prefix: read(env, 'REDIS_PREFIX', redisPrefix, 'idp:'),
             cluster: read(env, 'REDIS_CLUSTER', z.stringbool(), 'false'),
+            storeKey: readStoreKey(env),
           },
         }
       : {}),

@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
 import { ConfigError, loadResourceServerConfig } from '../config/resource-server-config.ts';
+import { loadKeyEncryptionKey } from '../config/secrets.ts';
 import { createLogger } from '../shared/logger.ts';
 import { connectRedis, delay } from '../shared/redis.ts';
 import { buildResourceServerApp, createBearerAuthFromConfig } from './app.ts';
@@ -9,15 +10,19 @@ import { createRedisInsuranceRepository } from './insurance/redis-repository.ts'
 /** In-flight requests get this long to finish after SIGTERM/SIGINT before connections are cut. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
+function exitOnConfigError(error: unknown): never {
+  if (error instanceof ConfigError) {
+    createLogger('resource-server').fatal({ variable: error.variable }, error.message);
+    process.exit(1);
+  }
+  throw error;
+}
+
 function loadConfigOrExit() {
   try {
     return loadResourceServerConfig();
   } catch (error) {
-    if (error instanceof ConfigError) {
-      createLogger('resource-server').fatal({ variable: error.variable }, error.message);
-      process.exit(1);
-    }
-    throw error;
+    exitOnConfigError(error);
   }
 }
 
@@ -25,11 +30,27 @@ const config = loadConfigOrExit();
 const logger = createLogger('resource-server', config.logLevel);
 for (const warning of config.warnings) logger.warn(warning);
 
-const redis = config.redis ? connectRedis(config.redis.url, { cluster: config.redis.cluster }) : undefined;
-const repository =
-  redis && config.redis
-    ? createRedisInsuranceRepository(redis, config.redis.prefix)
-    : createInMemoryInsuranceRepository();
+function openRepository() {
+  if (!config.redis) return { repository: createInMemoryInsuranceRepository(), redis: undefined };
+  let storeKey: ReturnType<typeof loadKeyEncryptionKey>;
+  try {
+    storeKey = loadKeyEncryptionKey(config.redis.storeKey);
+  } catch (error) {
+    exitOnConfigError(error);
+  }
+  if (storeKey.source === 'generated') {
+    logger.warn({ file: config.redis.storeKey.file }, 'RS_STORE_KEY unset: generated a development key file');
+  }
+  const redis = connectRedis(config.redis.url, { cluster: config.redis.cluster });
+  const repository = createRedisInsuranceRepository(redis, config.redis.prefix, storeKey);
+  // A wrong RS_STORE_KEY stops the server at once; Redis being away only delays loading the data keys.
+  repository.open().catch((error: unknown) => {
+    if (error instanceof ConfigError) exitOnConfigError(error);
+    logger.warn({ err: error }, 'Redis not reachable yet: the data keys load on the first request');
+  });
+  return { repository, redis };
+}
+const { repository, redis } = openRepository();
 
 const bearerAuth = createBearerAuthFromConfig({ config, logger });
 const app = buildResourceServerApp({ config, logger, bearerAuth, repository });

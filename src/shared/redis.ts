@@ -49,3 +49,29 @@ export function connectRedis(
   connection.on('error', () => {});
   return connection;
 }
+
+const COMPARE_AND_SET = `
+local current = redis.call('GET', KEYS[1])
+if (current == false and ARGV[1] == '') or current == ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[3])
+  return 1
+end
+return 0`;
+
+/** Sets `key` to `value` only while it holds `expected` (undefined: absent), atomically; true when it did. */
+export async function compareAndSet(
+  redis: RedisConnection,
+  key: string,
+  expected: string | undefined,
+  value: string,
+): Promise<boolean> {
+  const done = await redis.eval(
+    COMPARE_AND_SET,
+    1,
+    key,
+    expected === undefined ? '' : '1',
+    expected ?? '',
+    value,
+  );
+  return Number(done) === 1;
+}

@@ -64,3 +64,30 @@ test('plain http in production is warned about', (t) => {
 test('ISSUER is normalised like the auth server does it: no trailing slash', (t) => {
   t.is(loadResourceServerConfig({ ISSUER: 'https://id.example.com/' }).issuer, 'https://id.example.com');
 });
+
+test('issue 9 finding 14: a bad REDIS_URL is refused without echoing its password', (t) => {
+  for (const url of [
+    'redis://admin:pw-Zq81xK@[bad-host:6379',
+    'http://admin:pw-Zq81xK@redis.internal:6379',
+  ]) {
+    const error = t.throws(() => loadResourceServerConfig({ REDIS_URL: url }), { instanceOf: ConfigError });
+    t.is(error?.variable, 'REDIS_URL');
+    t.false(error?.message.includes('pw-Zq81xK'), error?.message);
+    t.false(error?.message.includes('admin:'), error?.message);
+  }
+});
+
+test('RS_STORE_KEY is required in production when REDIS_URL is set; elsewhere keys/rs-store.key', (t) => {
+  const production = { NODE_ENV: 'production', REDIS_URL: 'redis://127.0.0.1:6379' };
+  const error = t.throws(() => loadResourceServerConfig(production), { instanceOf: ConfigError });
+  t.is(error?.variable, 'RS_STORE_KEY');
+  t.like(loadResourceServerConfig({ ...production, RS_STORE_KEY: 'k' }).redis?.storeKey, {
+    variable: 'RS_STORE_KEY',
+    value: 'k',
+  });
+  t.regex(
+    loadResourceServerConfig({ REDIS_URL: 'redis://127.0.0.1:6379', KEYS_DIR: '/tmp/k' }).redis?.storeKey
+      .file ?? '',
+    /^\/tmp\/k\/rs-store\.key$/,
+  );
+});

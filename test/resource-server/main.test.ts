@@ -44,3 +44,16 @@ test('main refuses to start on bad configuration, naming the variable', async (t
   t.is(code, 1);
   t.true(lines.some((line) => line.variable === 'RS_PORT'));
 });
+
+test('issue 9 finding 14: the fatal error for a bad REDIS_URL never prints its password', async (t) => {
+  const { child, lines } = start({ RS_PORT: '0', REDIS_URL: 'redis://admin:pw-Zq81xK@[bad-host:6379' });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const [code] = await once(child, 'exit');
+  t.is(code, 1);
+  t.true(lines.some((line) => line.variable === 'REDIS_URL'));
+  t.false(JSON.stringify(lines).includes('pw-Zq81xK'));
+  t.false(stderr.includes('pw-Zq81xK'));
+});

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import test from 'ava';
 import type { Redis } from 'ioredis';
 import { buildResourceServerApp } from '../../src/resource-server/app.ts';
@@ -30,15 +31,17 @@ test.after.always(async () => {
   redis.disconnect();
 });
 
+const storeKey = { current: randomBytes(32) };
+
 /** One resource server instance on its own Redis connection, as a separate process would have. */
-async function instance(url = REDIS_URL): Promise<Served> {
+async function instance(url = REDIS_URL, key = storeKey, keyPrefix = prefix): Promise<Served> {
   const connection = connectProductRedis(url);
   connections.push(connection);
   const served = await serve(
     buildResourceServerApp({
       config: testConfig(issuer),
       logger: silentLogger,
-      repository: createRedisInsuranceRepository(connection, prefix),
+      repository: createRedisInsuranceRepository(connection, keyPrefix, key),
     }),
   );
   servers.push(served);
@@ -96,7 +99,81 @@ test.serial(
     t.false(JSON.stringify(report.body).includes('alice'));
 
     const dump = await dumpPrefix(redis, prefix);
-    t.true(dump.includes(`${prefix}rs:policy:${id}`), 'under the deployment prefix');
+    t.true(dump.includes(`${prefix}rs:`), 'under the deployment prefix');
+  },
+);
+
+test.serial(
+  "issue 9 finding 12: a dump of the API's Redis keys shows no holder, id, description or amount",
+  async (t) => {
+    const own = testPrefix('rs-sealed');
+    t.teardown(() => deletePrefix(redis, own));
+    const holder = `holder-${randomBytes(6).toString('hex')}`;
+    const description = `Burst pipe flooded the attic ${randomBytes(4).toString('hex')}`;
+    const token = await issuer.userToken(holder, SCOPES);
+    const api = await instance(REDIS_URL, storeKey, own);
+    const created = await call(
+      `${api.url}/policies`,
+      json(token, { product: 'travel', coverage: 4_445_551 }),
+    );
+    t.is(created.status, 201);
+    const id = (created.body as { id: string }).id;
+    const claim = await call(
+      `${api.url}/policies/${id}/claims`,
+      json(token, { description, amount: 987_653 }),
+    );
+    t.is(claim.status, 201);
+    const claimId = (claim.body as { id: string }).id;
+    // Everything still reads back through the API...
+    t.like(
+      ((await call(`${api.url}/policies/${id}/claims`, { headers: bearer(token) })).body as object[])[0],
+      {
+        description,
+        amount: 987_653,
+      },
+    );
+    const report = await call(`${api.url}/reports/claims`, {
+      headers: bearer(await issuer.clientToken('analytics', 'reports:read')),
+    });
+    t.like(report.body, { claims: { total: 1, total_amount: 987_653 } });
+
+    // ...but nothing of it is readable at rest: not in values, not in key names.
+    const dump = await dumpPrefix(redis, own);
+    t.true(dump.includes(`${own}rs:`));
+    for (const secret of [
+      holder,
+      id,
+      claimId,
+      description,
+      'Burst pipe',
+      '987653',
+      '4445551',
+      'travel',
+      storeKey.current.toString('base64url'),
+    ]) {
+      t.false(dump.includes(secret), `${secret} is not in Redis in plain text`);
+    }
+  },
+);
+
+test.serial(
+  'records are bound to RS_STORE_KEY: another key cannot open the store (503, never data)',
+  async (t) => {
+    const own = testPrefix('rs-sealed');
+    t.teardown(() => deletePrefix(redis, own));
+    const token = await issuer.userToken('dave', SCOPES);
+    const first = await instance(REDIS_URL, storeKey, own);
+    t.is((await call(`${first.url}/policies`, json(token, { product: 'home', coverage: 10 }))).status, 201);
+
+    const connection = connectProductRedis(REDIS_URL);
+    connections.push(connection);
+    const wrongKey = createRedisInsuranceRepository(connection, own, { current: randomBytes(32) });
+    await t.throwsAsync(wrongKey.open(), { message: /^RS_STORE_KEY: it is not the key/ });
+
+    // Moving to a new key with the old one as RS_STORE_KEY_PREVIOUS re-wraps the data keys: data survives.
+    const nextKey = { current: randomBytes(32), previous: storeKey.current };
+    const moved = await instance(REDIS_URL, nextKey, own);
+    t.is(((await call(`${moved.url}/policies`, { headers: bearer(token) })).body as unknown[]).length, 1);
   },
 );
 
