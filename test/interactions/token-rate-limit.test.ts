@@ -1,6 +1,15 @@
 import test from 'ava';
-import { TOKEN_AUTH_FAILURES_PER_CALLER } from '../../src/authorization-server/rate-limit/limits.ts';
-import { API, Deployment } from '../e2e/support/deployment.ts';
+import {
+  TOKEN_AUTH_FAILURES_PER_ADDRESS,
+  TOKEN_AUTH_FAILURES_PER_CALLER,
+} from '../../src/authorization-server/rate-limit/limits.ts';
+import { API, Deployment, startClientSite } from '../e2e/support/deployment.ts';
+import {
+  authorizationRequest,
+  exchangeCode,
+  runAuthorization,
+  UserAgent,
+} from '../e2e/support/user-agent.ts';
 import type { RunningAuthServer } from '../support/auth-server.ts';
 
 /** `/token` is limited per client, in Redis, so the budget holds across instances. */
@@ -32,7 +41,10 @@ test.before(async () => {
   }
 });
 
+let site: Awaited<ReturnType<typeof startClientSite>> | undefined;
+
 test.after.always(async () => {
+  await site?.close();
   await deployment?.cleanup();
 });
 
@@ -129,4 +141,114 @@ test('wrong secrets sent with a client id are charged to the sender, never to th
     signal: AbortSignal.timeout(10_000),
   });
   t.is(fromSameAddress.status, 200, 'nor another client behind the same address');
+});
+
+test.serial(
+  'one address cycling through made-up client ids is stopped, and writes a bounded number of keys',
+  async (t) => {
+    const before = (await deployment.keys('rate-limit:token-auth-failures:*')).length;
+    const from = '192.0.2.44';
+    const attempt = (id: string) =>
+      fetch(`${a.issuer}/token`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'x-forwarded-for': from,
+          authorization: `Basic ${Buffer.from(`${id}:wrong`).toString('base64')}`,
+        },
+        body: 'grant_type=client_credentials',
+        signal: AbortSignal.timeout(10_000),
+      });
+    const statuses: number[] = [];
+    // In parallel batches, as an attacker would send them.
+    for (let batch = 0; batch < 15; batch++) {
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => attempt(`made-up-${batch * 20 + i}`).then((r) => r.status)),
+      );
+      statuses.push(...answers);
+    }
+    const limited = statuses.filter((s) => s === 429).length;
+    t.true(limited > 0, 'the address is held back');
+    t.true(
+      statuses.filter((s) => s === 401).length <= TOKEN_AUTH_FAILURES_PER_ADDRESS,
+      'at most the per-address budget of failures reached the provider',
+    );
+    t.is(statuses.filter((s) => s !== 401 && s !== 429).length, 0);
+    const created = (await deployment.keys('rate-limit:token-auth-failures:*')).length - before;
+    t.true(
+      created <= TOKEN_AUTH_FAILURES_PER_ADDRESS,
+      `${created} per-(address, id) counters for one address`,
+    );
+    // Another address is not affected.
+    const other = await fetch(`${a.issuer}/token`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-forwarded-for': '192.0.2.45',
+        authorization: `Basic ${Buffer.from('made-up-0:wrong').toString('base64')}`,
+      },
+      body: 'grant_type=client_credentials',
+      signal: AbortSignal.timeout(10_000),
+    });
+    t.is(other.status, 401);
+  },
+);
+
+test("one user of a public client looping refresh tokens spends only their own grant's budget", async (t) => {
+  site = await startClientSite();
+  const redirectUri = `${site.origin}/callback`;
+  await a.store.clients.add({
+    id: 'public-app',
+    grants: ['authorization_code', 'refresh_token'],
+    scope: ['openid', 'offline_access'],
+    resources: [],
+    redirectUris: [redirectUri],
+    postLogoutRedirectUris: [],
+    authMethod: 'none',
+  });
+  const signIn = async (email: string) => {
+    const user = await deployment.addUser(a, email);
+    const request = authorizationRequest(a.issuer, {
+      client_id: 'public-app',
+      redirect_uri: redirectUri,
+      scope: 'openid offline_access',
+      prompt: 'consent',
+    });
+    const flow = await runAuthorization(new UserAgent(), request.url, redirectUri, {
+      credentials: user,
+      consent: 'approve',
+    });
+    return exchangeCode(a.issuer, flow.callback, {
+      client_id: 'public-app',
+      redirect_uri: redirectUri,
+      verifier: request.verifier,
+    });
+  };
+  const refresh = (server: RunningAuthServer, refreshToken: string) =>
+    fetch(`${server.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: refreshToken,
+        client_id: 'public-app',
+      }),
+      signal: AbortSignal.timeout(10_000),
+    });
+
+  const looping = await signIn('looping@example.com');
+  let refreshToken = looping.refresh_token as string;
+  const statuses: number[] = [];
+  for (let i = 0; i < LIMIT; i++) {
+    const response = await refresh(i % 2 ? a : b, refreshToken);
+    statuses.push(response.status);
+    if (response.status === 200)
+      refreshToken = ((await response.json()) as { refresh_token: string }).refresh_token;
+  }
+  // The code exchange and LIMIT - 1 refreshes fit the grant's budget; the next refresh does not.
+  t.deepEqual(statuses, [...Array(LIMIT - 1).fill(200), 429]);
+
+  const other = await signIn('patient@example.com');
+  t.truthy(other.refresh_token, 'another user of the same app still gets tokens');
+  t.is((await refresh(b, other.refresh_token as string)).status, 200);
 });

@@ -93,7 +93,17 @@ export function createInteractions({ config, store, logger, views, host }: Inter
   const routers = [pages];
   if (config.tokenRateLimit > 0) {
     const token = new Router();
-    token.post('/token', limitTokenRequests(store, config.tokenRateLimit));
+    token.post(
+      '/token',
+      limitTokenRequests(store, config.tokenRateLimit, async (type, value) => {
+        const { provider } = host;
+        const model =
+          type === 'refresh_token'
+            ? await provider.RefreshToken.find(value)
+            : await provider.AuthorizationCode.find(value);
+        return model?.grantId;
+      }),
+    );
     routers.push(token);
   }
 

@@ -54,3 +54,10 @@ export const TOKEN_LIMIT_WINDOW_SECONDS = 60;
  * secret is hopeless anyway; this caps how much work a caller without credentials can cause.
  */
 export const TOKEN_AUTH_FAILURES_PER_CALLER = 120;
+
+/**
+ * Failed client authentications at `/token` per caller IP, whatever client ids it claims, per
+ * window: one address cycling through made-up ids is stopped, and the per-(IP, id) counters it can
+ * create are bounded by this number.
+ */
+export const TOKEN_AUTH_FAILURES_PER_ADDRESS = 200;

@@ -4,48 +4,100 @@ import type { Context, Next } from 'koa';
 import { bodyTooLarge, readRawBody, replayRawBody } from '../provider/form-body.ts';
 import type { Store } from '../storage/store.ts';
 import { createLimiter } from './limiter.ts';
-import { TOKEN_AUTH_FAILURES_PER_CALLER, TOKEN_LIMIT_WINDOW_SECONDS } from './limits.ts';
+import {
+  TOKEN_AUTH_FAILURES_PER_ADDRESS,
+  TOKEN_AUTH_FAILURES_PER_CALLER,
+  TOKEN_LIMIT_WINDOW_SECONDS,
+} from './limits.ts';
+
+/** The grant a refresh token or an authorization code belongs to (undefined when unknown). */
+export type GrantLookup = (
+  grantType: 'refresh_token' | 'authorization_code',
+  value: string,
+) => Promise<string | undefined>;
+
+/** What a token request says about itself, read before the provider authenticates it. */
+interface TokenRequestClaim {
+  clientId: string | undefined;
+  /** A public client's code or refresh token: its budget is its grant's, not the whole client's. */
+  publicGrant?: { type: 'refresh_token' | 'authorization_code'; value: string };
+}
 
 /**
  * Koa middleware in front of oidc-provider's `/token`, counted in the store across every instance:
  * - a client gets at most `perWindow` tokens per window (its successful requests), so no one
- *   client, runaway or stolen, takes the server;
- * - failed client authentications are counted per caller IP and claimed client together: nobody
- *   can use up a client's budget, or lock it out, by sending its id with wrong secrets, and one
- *   caller's failures for one id never hold back the other clients behind the same address.
+ *   client, runaway or stolen, takes the server. A public client (no credentials: every user's
+ *   app shares its id) is counted per grant instead, so one user looping refresh tokens cannot
+ *   spend everybody's budget;
+ * - failed client authentications are counted per caller address and claimed client together
+ *   (nobody can use up a client's budget, or lock it out, by sending its id with wrong secrets),
+ *   and per address alone, so one address cycling through made-up client ids is stopped too. The
+ *   per-address counter is checked first and a blocked address writes no more keys: the keys one
+ *   address can create per window are bounded.
  * The client is the one the request claims (Basic credentials, `client_id`, or a client
- * assertion's issuer); authenticating it stays the provider's job.
+ * assertion's issuer); authenticating it stays the provider's job. The checks are independent
+ * single-key reads issued together, so they travel in one round trip (auto-pipelining).
  */
-export function limitTokenRequests(store: Store, perWindow: number) {
+export function limitTokenRequests(store: Store, perWindow: number, grantOf: GrantLookup) {
   const issued = createLimiter(store, {
     name: 'token-client',
     points: perWindow,
     durationSeconds: TOKEN_LIMIT_WINDOW_SECONDS,
   });
-  const failed = createLimiter(store, {
+  const failedPerCaller = createLimiter(store, {
     name: 'token-auth-failures',
     points: TOKEN_AUTH_FAILURES_PER_CALLER,
     durationSeconds: TOKEN_LIMIT_WINDOW_SECONDS,
   });
+  const failedPerAddress = createLimiter(store, {
+    name: 'token-auth-failures-ip',
+    points: TOKEN_AUTH_FAILURES_PER_ADDRESS,
+    durationSeconds: TOKEN_LIMIT_WINDOW_SECONDS,
+  });
+
+  async function budgetKey(claim: TokenRequestClaim): Promise<string | undefined> {
+    if (!claim.clientId) return undefined;
+    if (claim.publicGrant) {
+      const grantId = await grantOf(claim.publicGrant.type, claim.publicGrant.value);
+      // An unknown code or refresh token is refused by the provider (400) and never counted.
+      if (grantId) return store.box.hashId('token-grant', `${claim.clientId}\0${grantId}`);
+    }
+    return store.box.hashId('token-client', claim.clientId);
+  }
 
   return async function limitTokenRequestsPerClient(ctx: Context, next: Next): Promise<void> {
-    const claimed = await claimedClient(ctx);
-    if (claimed === 'too-large') {
+    const claim = await claimOf(ctx);
+    if (claim === 'too-large') {
       bodyTooLarge(ctx);
       return;
     }
-    const clientKey = claimed ? store.box.hashId('token-client', claimed) : undefined;
-    const ipKey = store.box.hashId('token-ip', `${ctx.ip}\0${claimed ?? ''}`);
+    let budget: string | undefined;
+    const addressKey = store.box.hashId('token-ip', ctx.ip);
+    const callerKey = store.box.hashId('token-ip-client', `${ctx.ip}\0${claim.clientId ?? ''}`);
     try {
-      const [client, ip] = await Promise.all([clientKey ? issued.get(clientKey) : null, failed.get(ipKey)]);
-      if (client && client.consumedPoints >= perWindow) {
-        return tooMany(ctx, client.msBeforeNext, 'too many token requests for this client');
+      budget = await budgetKey(claim);
+      const [client, address, caller] = await Promise.all([
+        budget ? issued.get(budget) : null,
+        failedPerAddress.get(addressKey),
+        failedPerCaller.get(callerKey),
+      ]);
+      if (address && address.consumedPoints >= TOKEN_AUTH_FAILURES_PER_ADDRESS) {
+        return tooMany(ctx, address.msBeforeNext, 'too many failed client authentications from this address');
       }
-      if (ip && ip.consumedPoints >= TOKEN_AUTH_FAILURES_PER_CALLER) {
+      if (caller && caller.consumedPoints >= TOKEN_AUTH_FAILURES_PER_CALLER) {
         return tooMany(
           ctx,
-          ip.msBeforeNext,
+          caller.msBeforeNext,
           'too many failed client authentications for this client from this address',
+        );
+      }
+      if (client && client.consumedPoints >= perWindow) {
+        return tooMany(
+          ctx,
+          client.msBeforeNext,
+          claim.publicGrant
+            ? 'too many token requests for this grant'
+            : 'too many token requests for this client',
         );
       }
     } catch {
@@ -55,9 +107,15 @@ export function limitTokenRequests(store: Store, perWindow: number) {
     await next();
 
     // oidc-provider has written the response itself (ctx.respond is off), so read the raw status.
+    // The response is already on its way: counting adds no latency.
     const status = ctx.res.statusCode;
-    if (status === 401) await failed.penalty(ipKey).catch(() => {});
-    else if (status < 400 && clientKey) await issued.penalty(clientKey).catch(() => {});
+    if (status === 401) {
+      await Promise.all([failedPerAddress.penalty(addressKey), failedPerCaller.penalty(callerKey)]).catch(
+        () => {},
+      );
+    } else if (status < 400 && budget) {
+      await issued.penalty(budget).catch(() => {});
+    }
   };
 }
 
@@ -85,25 +143,39 @@ function respond(ctx: Context, status: number, body: { error: string; error_desc
   ctx.body = body;
 }
 
+const PUBLIC_GRANTS = { refresh_token: 'refresh_token', authorization_code: 'code' } as const;
+
 /** The client a token request names, reading the form body when the credentials are in it. */
-async function claimedClient(ctx: Context): Promise<string | undefined | 'too-large'> {
+async function claimOf(ctx: Context): Promise<TokenRequestClaim | 'too-large'> {
   const basic = basicClientId(ctx.get('authorization'));
-  if (basic) return basic;
-  if (ctx.method !== 'POST' || !ctx.is('application/x-www-form-urlencoded')) return undefined;
+  if (basic) return { clientId: basic };
+  if (ctx.method !== 'POST' || !ctx.is('application/x-www-form-urlencoded')) return { clientId: undefined };
   const raw = await readRawBody(ctx.req);
   if (raw === undefined) return 'too-large';
   replayRawBody(ctx.req, raw);
   const form = parseQuery(raw.toString('utf8'));
-  if (typeof form.client_id === 'string' && form.client_id) return form.client_id;
   if (typeof form.client_assertion === 'string') {
     try {
       const { iss } = decodeJwt(form.client_assertion);
-      if (typeof iss === 'string' && iss) return iss;
+      if (typeof iss === 'string' && iss) return { clientId: iss };
     } catch {
       // malformed: the provider will say so
     }
+    return { clientId: typeof form.client_id === 'string' ? form.client_id : undefined };
   }
-  return undefined;
+  if (typeof form.client_id !== 'string' || !form.client_id) return { clientId: undefined };
+  const clientId = form.client_id;
+  // No secret and no assertion: a public client, or a confidential one the provider will refuse
+  // (401, counted as a failure).
+  const grantType = form.grant_type;
+  if (
+    form.client_secret === undefined &&
+    (grantType === 'refresh_token' || grantType === 'authorization_code')
+  ) {
+    const value = form[PUBLIC_GRANTS[grantType]];
+    if (typeof value === 'string' && value) return { clientId, publicGrant: { type: grantType, value } };
+  }
+  return { clientId };
 }
 
 /** RFC 6749 §2.3.1: the client id is form-urlencoded inside the Basic credentials. */
