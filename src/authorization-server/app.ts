@@ -1,10 +1,11 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import type { Config } from '../config/config.ts';
+import { describe } from '../shared/describe-error.ts';
 import type { Logger } from '../shared/logger.ts';
 import { logRequests } from '../shared/request-log.ts';
 import { baselineSecurityHeaders } from './interactions/security-headers.ts';
-import { describe, type ProviderHost } from './provider/provider-host.ts';
+import type { ProviderHost } from './provider/provider-host.ts';
 import type { Store } from './storage/store.ts';
 
 export interface AppDeps {

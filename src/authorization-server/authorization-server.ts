@@ -1,11 +1,12 @@
 import type Koa from 'koa';
 import type { Config } from '../config/config.ts';
+import { describe } from '../shared/describe-error.ts';
 import type { Logger } from '../shared/logger.ts';
 import { buildAdminApp, ensureAdminResource } from './admin-api/app.ts';
 import { buildApp } from './app.ts';
 import { createInteractions, createProviderPages } from './interactions/index.ts';
 import { createViews } from './interactions/views.ts';
-import { describe, ProviderHost } from './provider/provider-host.ts';
+import { ProviderHost } from './provider/provider-host.ts';
 import type { Kv } from './storage/kv.ts';
 import { openStore, type Store } from './storage/store.ts';
 

@@ -1,7 +1,13 @@
 import test from 'ava';
 import type { Redis } from 'ioredis';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
-import type { KeyRing, SigningKey } from '../../src/authorization-server/keys/signing-key-ring.ts';
+import {
+  families,
+  type KeyRing,
+  type SigningKey,
+} from '../../src/authorization-server/keys/signing-key-ring.ts';
+import { KeyRingStore } from '../../src/authorization-server/storage/key-ring-store.ts';
+import { MAX_SIGNED_TOKEN_LIFETIME_SECONDS } from '../../src/authorization-server/storage/store.ts';
 import { type RunningAuthServer, startAuthServer, testSecrets } from '../support/auth-server.ts';
 import { cliJson, runCli } from '../support/cli.ts';
 import { connectRedis, deletePrefix, dumpPrefix, testPrefix } from '../support/redis.ts';
@@ -190,6 +196,10 @@ test.serial(
     let stop = false;
     let issued = 0;
     let verified = 0;
+    /** Tokens the RS accepted, per signing kid. */
+    const verifiedBy = new Map<string, number>();
+    const verifiedWith = (kid: string, count: number) =>
+      eventually(async () => (verifiedBy.get(kid) ?? 0) >= count, 10_000, 20);
     const tokenFailures: string[] = [];
     const rejected: string[] = [];
     const loop = async () => {
@@ -204,15 +214,16 @@ test.serial(
           continue;
         }
         const r = await report(token).catch((error: Error) => ({ status: 0, text: error.message }));
-        if (r.status === 200) verified++;
-        else rejected.push(`${kidOf(token)} from ${server.port}: ${r.status} ${r.text}`);
+        if (r.status === 200) {
+          verified++;
+          verifiedBy.set(kidOf(token), (verifiedBy.get(kidOf(token)) ?? 0) + 1);
+        } else rejected.push(`${kidOf(token)} from ${server.port}: ${r.status} ${r.text}`);
       }
     };
     const running = loop();
-    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
     try {
-      await sleep(700);
+      t.true(await verifiedWith(oldKid, 5), 'the loop runs before rotation 1');
       // Rotation 1, in-process through the store (what the admin API does).
       const before1 = (await currentKey(AT_ALG)).kid;
       const next1 = (await ring()).keys.find((k) => k.alg === AT_ALG && k.status === 'next')?.kid;
@@ -222,9 +233,9 @@ test.serial(
       t.is(rotated1.keys.find((k) => k.kid === before1)?.status, 'retired');
       t.true(await bothSignWith(current1), 'both instances sign with the new kid within 5 s of rotation 1');
       await ring();
-
-      // Rotations are spaced beyond the RS's unknown-kid refetch cooldown (5 s by default).
-      await sleep(6000);
+      // The RS knew the new current key before it signed anything (it was published as `next`), so
+      // no refetch was needed; rotation 2's key is one it has never seen and must fetch.
+      t.true(await verifiedWith(current1, 10), 'tokens of the new key verify after rotation 1');
 
       // Rotation 2, through the real admin CLI.
       const rotated2 = await cliJson(['keys', 'rotate'], cliEnv);
@@ -234,7 +245,7 @@ test.serial(
       t.is(listed.find((k) => k.kid === current1)?.status, 'retired');
       t.true(await bothSignWith(current2), 'both instances sign with the new kid within 5 s of rotation 2');
       await ring();
-      await sleep(1500);
+      t.true(await verifiedWith(current2, 10), 'tokens of the new key verify after rotation 2');
     } finally {
       stop = true;
       await running;
@@ -329,6 +340,14 @@ test.serial('no private key material in the clear in Redis or in KEYS_DIR', asyn
   }
 });
 
+/** The instance's key ring read through a clock `aheadSeconds` in the future. */
+const ringLater = (server: RunningAuthServer, aheadSeconds: number) =>
+  new KeyRingStore(server.store.kv, server.store.keys, server.store.box, server.store.feed, {
+    algs: families(server.config.accessTokenAlg),
+    maxTokenLifetimeSeconds: MAX_SIGNED_TOKEN_LIFETIME_SECONDS,
+    now: () => new Date(Date.now() + aheadSeconds * 1000),
+  });
+
 test.serial(
   'KEY_ROTATION_INTERVAL: of two concurrent callers of rotateIfDue, exactly one rotates',
   async (t) => {
@@ -336,9 +355,12 @@ test.serial(
       const before = await ring();
       const wasCurrent = before.keys.filter((k) => k.status === 'current').map((k) => k.kid);
       t.false(await a.store.keyRing.rotateIfDue(3600), 'not due yet');
-      // The current keys must be more than 1 s old.
-      await new Promise((resolve) => setTimeout(resolve, 1100));
-      const results = await Promise.all([a.store.keyRing.rotateIfDue(1), b.store.keyRing.rotateIfDue(1)]);
+      // An hour after the last rotation, both instances find the next one due at the same moment.
+      const later = 3600 * (round + 1);
+      const results = await Promise.all([
+        ringLater(a, later).rotateIfDue(3600),
+        ringLater(b, later).rotateIfDue(3600),
+      ]);
       t.is(results.filter(Boolean).length, 1, `round ${round}: ${results}`);
       const after = await ring();
       for (const alg of [AT_ALG, 'RS256']) {

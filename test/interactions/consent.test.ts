@@ -129,3 +129,33 @@ test('scopes the client is not registered for are refused, not widened', async (
   const location = new URL(response.headers.get('location') as string);
   t.is(location.searchParams.get('error'), 'invalid_scope');
 });
+
+test('consent does not survive removing a client and registering one again under the same id', async (t) => {
+  const user = await deployment.addUser(server, 'reregistered@example.com');
+  const register = () =>
+    server.store.clients.add({
+      id: 'reregistered',
+      grants: ['authorization_code'],
+      scope: ['openid', 'email'],
+      resources: [],
+      redirectUris: [redirectUri],
+      postLogoutRedirectUris: [],
+      authMethod: 'none',
+    });
+  await register();
+  t.deepEqual((await flow(new UserAgent(), user, 'reregistered', 'openid email')).pages, [
+    'login',
+    'consent',
+  ]);
+  t.deepEqual((await flow(new UserAgent(), user, 'reregistered', 'openid email')).pages, ['login']);
+  t.truthy(await server.store.consents.get(user.sub, 'reregistered'));
+
+  await server.store.clients.remove('reregistered');
+  t.is(await server.store.consents.get(user.sub, 'reregistered'), undefined);
+  await register();
+  t.deepEqual(
+    (await flow(new UserAgent(), user, 'reregistered', 'openid email')).pages,
+    ['login', 'consent'],
+    'the new registration asks for consent again',
+  );
+});

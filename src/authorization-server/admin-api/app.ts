@@ -3,11 +3,12 @@ import Router from '@koa/router';
 import Koa, { type Context, type Next } from 'koa';
 import { z } from 'zod';
 import type { Config } from '../../config/config.ts';
+import { describe } from '../../shared/describe-error.ts';
 import { AppError, ForbiddenError, InvalidInputError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { logRequests } from '../../shared/request-log.ts';
 import { summarize } from '../keys/signing-key-ring.ts';
-import { describe, type ProviderHost } from '../provider/provider-host.ts';
+import type { ProviderHost } from '../provider/provider-host.ts';
 import { AUTH_METHODS, GRANTS, registeredScopes } from '../storage/client-store.ts';
 import type { Store } from '../storage/store.ts';
 import {

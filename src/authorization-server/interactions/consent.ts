@@ -1,6 +1,7 @@
 import type { Next } from 'koa';
 import type { Grant } from 'oidc-provider';
-import type { RememberedConsents } from '../provider/accounts.ts';
+import { approvalOf } from '../provider/accounts.ts';
+import type { ConsentStore } from '../storage/consent-store.ts';
 import type { UserStore } from '../storage/user-store.ts';
 import { finishInteraction, type InteractionContext } from './interaction-context.ts';
 import { PageError } from './page-errors.ts';
@@ -11,7 +12,7 @@ import type { Views } from './views.ts';
 export interface ConsentDeps {
   views: Views;
   users: UserStore;
-  consents: RememberedConsents;
+  consents: ConsentStore;
 }
 
 /** What oidc-provider's consent prompt says is missing from the grant. */
@@ -86,7 +87,7 @@ export function consentSteps({ consents }: ConsentDeps) {
       grant.addResourceScope(indicator, scopes);
     }
     await grant.save();
-    await consents.remember(grant, Object.keys(grant.resources ?? {}));
+    await consents.add(accountId, client.id, approvalOf(grant));
     ctx.state.grantId = grant.jti;
     await next();
   }

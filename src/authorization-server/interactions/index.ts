@@ -1,7 +1,6 @@
 import Router from '@koa/router';
 import type { Config } from '../../config/config.ts';
 import type { Logger } from '../../shared/logger.ts';
-import { RememberedConsents } from '../provider/accounts.ts';
 import type { ProviderPages } from '../provider/configuration.ts';
 import type { ProviderHost } from '../provider/provider-host.ts';
 import { LoginThrottle } from '../rate-limit/login-throttle.ts';
@@ -47,7 +46,7 @@ export function createInteractions({ config, store, logger, views, host }: Inter
     views,
     users: store.users,
     throttle: new LoginThrottle(store),
-    consents: new RememberedConsents(store),
+    consents: store.consents,
   };
   const renderFailures = renderPageErrors(views, store, logger);
 

@@ -1,7 +1,7 @@
 import type { Context, Next } from 'koa';
 import { errors } from 'oidc-provider';
+import { describe } from '../../shared/describe-error.ts';
 import type { Logger } from '../../shared/logger.ts';
-import { describe } from '../provider/provider-host.ts';
 import type { Store } from '../storage/store.ts';
 import { setPageHeaders } from './security-headers.ts';
 import type { Views } from './views.ts';

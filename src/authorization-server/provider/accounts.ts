@@ -1,5 +1,5 @@
 import type { Account, Client, Grant, KoaContextWithOIDC } from 'oidc-provider';
-import type { Store } from '../storage/store.ts';
+import type { Approval, ConsentRecord, ConsentStore } from '../storage/consent-store.ts';
 import type { UserStore } from '../storage/user-store.ts';
 
 /** oidc-provider's account lookup: standard claims for openid, profile and email. */
@@ -22,63 +22,20 @@ export function findAccount(users: UserStore) {
   };
 }
 
-/** What a user approved for one client: OpenID scopes and claims, and scopes per API. */
-export interface ConsentRecord {
-  openid: string[];
-  claims: string[];
-  resources: Record<string, string[]>;
-  updated_at: string;
-}
-
-/** Remembered consent outlives a session (logout revokes grants), so it lasts this long. */
-export const CONSENT_TTL_SECONDS = 180 * 24 * 3600;
-
 /** Claims every ID token carries whatever the grant says. */
 const NON_REJECTABLE_CLAIMS = new Set(['sub', 'sid', 'auth_time', 'acr', 'amr', 'iss']);
 
-/**
- * Consent remembered per account and client, sealed in the store. A new session's authorization
- * request builds its grant from it, so the consent page asks only for scopes never approved.
- */
-export class RememberedConsents {
-  readonly #store: Store;
-
-  constructor(store: Store) {
-    this.#store = store;
+/** What a grant holds, as an approval to remember. */
+export function approvalOf(grant: Grant): Approval {
+  const resources: Record<string, string[]> = {};
+  for (const indicator of Object.keys(grant.resources ?? {})) {
+    resources[indicator] = grant.getResourceScope(indicator).split(' ').filter(Boolean);
   }
-
-  #key(accountId: string, clientId: string): string {
-    return this.#store.keys.consent(accountId, clientId);
-  }
-
-  async get(accountId: string, clientId: string): Promise<ConsentRecord | undefined> {
-    const key = this.#key(accountId, clientId);
-    const record = await this.#store.kv.getRecord(key);
-    return record ? this.#store.box.openJson<ConsentRecord>(record.sealed, key) : undefined;
-  }
-
-  /** Adds what the grant holds to what was approved before. */
-  async remember(grant: Grant, resourceIndicators: Iterable<string>): Promise<void> {
-    const { accountId, clientId } = grant;
-    if (!accountId || !clientId) return;
-    const before = await this.get(accountId, clientId);
-    const resources: Record<string, string[]> = { ...before?.resources };
-    for (const indicator of resourceIndicators) {
-      resources[indicator] = union(resources[indicator], grant.getResourceScope(indicator).split(' '));
-    }
-    const record: ConsentRecord = {
-      openid: union(before?.openid, grant.getOIDCScope().split(' ')),
-      claims: union(before?.claims, grant.getOIDCClaims()),
-      resources,
-      updated_at: new Date().toISOString(),
-    };
-    const key = this.#key(accountId, clientId);
-    await this.#store.kv.putRecord(key, this.#store.box.sealJson(record, key), CONSENT_TTL_SECONDS);
-  }
-}
-
-function union(a: string[] | undefined, b: string[]): string[] {
-  return [...new Set([...(a ?? []), ...b])].filter(Boolean);
+  return {
+    openid: grant.getOIDCScope().split(' ').filter(Boolean),
+    claims: grant.getOIDCClaims(),
+    resources,
+  };
 }
 
 export function isFirstParty(client: Client): boolean {
@@ -90,7 +47,7 @@ export function isFirstParty(client: Client): boolean {
  * clients get everything they asked for (they skip consent); other clients start from what the
  * user approved for them before, so only new scopes reach the consent page.
  */
-export function loadExistingGrant(consents: RememberedConsents) {
+export function loadExistingGrant(consents: ConsentStore) {
   return async (ctx: KoaContextWithOIDC): Promise<Grant | undefined> => {
     const { oidc } = ctx;
     const client = oidc.client as Client;

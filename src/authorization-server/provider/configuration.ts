@@ -5,7 +5,7 @@ import { clientResources } from '../storage/client-store.ts';
 import { createAdapterClass } from '../storage/oidc-adapter.ts';
 import { OPENID_SCOPES } from '../storage/resource-store.ts';
 import type { Store } from '../storage/store.ts';
-import { findAccount, loadExistingGrant, RememberedConsents } from './accounts.ts';
+import { findAccount, loadExistingGrant } from './accounts.ts';
 import { recordJwtAccessTokens } from './jwt-token-registry.ts';
 import { resourceIndicators } from './resource-indicators.ts';
 
@@ -57,7 +57,7 @@ export function providerConfiguration(
     clients: [],
     findAccount: findAccount(store.users),
     // Consent is remembered per account and client; first-party clients skip it (accounts.ts).
-    loadExistingGrant: loadExistingGrant(new RememberedConsents(store)),
+    loadExistingGrant: loadExistingGrant(store.consents),
     jwks: providerJwks(snapshot.ring) as Configuration['jwks'],
     cookies: { keys: store.box.cookieKeys(), long: cookie, short: cookie },
     // OpenID scopes only: oidc-provider treats every scope listed here as an OpenID scope (userinfo

@@ -1,5 +1,6 @@
 import Provider, { type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../../config/config.ts';
+import { describe } from '../../shared/describe-error.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { publicJwk } from '../keys/signing-key-ring.ts';
 import type { Store } from '../storage/store.ts';
@@ -116,10 +117,4 @@ async function jsonNotFound(ctx: KoaContextWithOIDC, next: () => Promise<void>):
     ctx.body = { error: 'not_found', error_description: 'no such endpoint (or not with this method)' };
     ctx.status = 404;
   }
-}
-
-/** Error details for logs without payloads that could carry secrets. */
-export function describe(error: unknown): { name?: string; message: string; stack?: string } {
-  if (error instanceof Error) return { name: error.name, message: error.message, stack: error.stack };
-  return { message: String(error) };
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { ConflictError, InvalidInputError, NotFoundError } from '../../shared/errors.ts';
 import type { SealedBox } from '../../shared/sealing/index.ts';
+import type { ConsentStore } from './consent-store.ts';
 import type { Kv } from './kv.ts';
 import type { KeyNames } from './redis-keys.ts';
 import { OPENID_SCOPES, type ResourceStore } from './resource-store.ts';
@@ -130,12 +131,14 @@ export class ClientStore {
   readonly #keys: KeyNames;
   readonly #box: SealedBox;
   readonly #resources: ResourceStore;
+  readonly #consents: ConsentStore;
 
-  constructor(kv: Kv, keys: KeyNames, box: SealedBox, resources: ResourceStore) {
+  constructor(kv: Kv, keys: KeyNames, box: SealedBox, resources: ResourceStore, consents: ConsentStore) {
     this.#kv = kv;
     this.#keys = keys;
     this.#box = box;
     this.#resources = resources;
+    this.#consents = consents;
   }
 
   async add(input: ClientInput): Promise<{ client_id: string; client_secret?: string }> {
@@ -188,6 +191,8 @@ export class ClientStore {
     if (!(await this.#kv.hashDelete(this.#keys.clientIndex(), id)))
       throw new NotFoundError(`no client ${id}`);
     await this.#kv.del(this.#keys.model('Client', id));
+    // Consent was given to this registration; an app registered later under the same id gets none.
+    await this.#consents.removeClient(id);
   }
 
   async rotateSecret(id: string): Promise<{ client_id: string; client_secret: string }> {

@@ -61,6 +61,11 @@ export class KeyNames {
     return `${this.prefix}consent:${this.#hash('consent', `${accountId}\0${clientId}`)}`;
   }
 
+  /** The consent keys of one client's users, so removing the client removes them. */
+  clientConsents(clientId: string): string {
+    return `${this.prefix}client-consents:${this.#hash('client-consents', clientId)}`;
+  }
+
   /** The signing key ring, sealed. */
   keyRing(): string {
     return `${this.prefix}signing-keys`;

@@ -1,11 +1,12 @@
 import type { Config } from '../../config/config.ts';
 import { loadStoreSecrets, type StoreSecrets } from '../../config/secrets.ts';
 import { loadDataKeys, SealedBox } from '../../shared/sealing/index.ts';
-import { KeyRingStore } from '../keys/key-ring-store.ts';
 import { families } from '../keys/signing-key-ring.ts';
 import { AuditLog } from './audit-log.ts';
 import { ChangeFeed } from './change-feed.ts';
 import { ClientStore } from './client-store.ts';
+import { ConsentStore } from './consent-store.ts';
+import { KeyRingStore } from './key-ring-store.ts';
 import type { Kv } from './kv.ts';
 import { MemoryKv } from './memory-kv.ts';
 import { KeyNames } from './redis-keys.ts';
@@ -24,6 +25,7 @@ export interface Store {
   feed: ChangeFeed;
   resources: ResourceStore;
   clients: ClientStore;
+  consents: ConsentStore;
   users: UserStore;
   keyRing: KeyRingStore;
   audit: AuditLog;
@@ -45,13 +47,15 @@ export async function openStore(config: Config, kv?: Kv): Promise<Store> {
   const keys = new KeyNames(config.redisPrefix, (ns, id) => box.hashId(ns, id));
   const feed = new ChangeFeed(backend, keys);
   const resources = new ResourceStore(backend, keys);
+  const consents = new ConsentStore(backend, keys, box);
   return {
     kv: backend,
     keys,
     box,
     feed,
     resources,
-    clients: new ClientStore(backend, keys, box, resources),
+    clients: new ClientStore(backend, keys, box, resources, consents),
+    consents,
     users: new UserStore(backend, keys, box),
     keyRing: new KeyRingStore(backend, keys, box, feed, {
       algs: families(config.accessTokenAlg),

@@ -1,7 +1,4 @@
 import type { SealedBox } from '../../shared/sealing/index.ts';
-import type { ChangeFeed } from '../storage/change-feed.ts';
-import type { Kv } from '../storage/kv.ts';
-import type { KeyNames } from '../storage/redis-keys.ts';
 import {
   completeRing,
   type KeyRing,
@@ -9,12 +6,17 @@ import {
   retireKey,
   rotateRing,
   type SigningAlg,
-} from './signing-key-ring.ts';
+} from '../keys/signing-key-ring.ts';
+import type { ChangeFeed } from './change-feed.ts';
+import type { Kv } from './kv.ts';
+import type { KeyNames } from './redis-keys.ts';
 
 export interface KeyRingStoreOptions {
   algs: SigningAlg[];
   /** The longest a token can live: retired keys are kept that long. */
   maxTokenLifetimeSeconds: number;
+  /** The clock rotations and pruning read; tests pass their own instead of sleeping. */
+  now?: () => Date;
 }
 
 /**
@@ -27,6 +29,7 @@ export class KeyRingStore {
   readonly #box: SealedBox;
   readonly #feed: ChangeFeed;
   readonly #options: KeyRingStoreOptions;
+  readonly #now: () => Date;
 
   constructor(kv: Kv, keys: KeyNames, box: SealedBox, feed: ChangeFeed, options: KeyRingStoreOptions) {
     this.#kv = kv;
@@ -34,6 +37,7 @@ export class KeyRingStore {
     this.#box = box;
     this.#feed = feed;
     this.#options = options;
+    this.#now = options.now ?? (() => new Date());
   }
 
   async read(): Promise<KeyRing | undefined> {
@@ -43,7 +47,7 @@ export class KeyRingStore {
 
   /** Loads the ring, creating whatever is missing (first start). */
   async ensure(): Promise<KeyRing> {
-    return this.#update(async (ring) => completeRing(ring, this.#options.algs, new Date()), {
+    return this.#update(async (ring) => completeRing(ring, this.#options.algs, this.#now()), {
       onlyIfChanged: true,
     });
   }
@@ -56,7 +60,7 @@ export class KeyRingStore {
   async rotate(emergency = false): Promise<KeyRing> {
     let dropped: string[] = [];
     const ring = await this.#update(async (current) => {
-      const now = new Date();
+      const now = this.#now();
       dropped = current.keys.filter((k) => k.status === 'current').map((k) => k.kid);
       return rotateRing(
         pruneRing(current, this.#options.maxTokenLifetimeSeconds, now),
@@ -74,7 +78,7 @@ export class KeyRingStore {
     let rotated = false;
     await this.#update(
       async (ring) => {
-        const now = new Date();
+        const now = this.#now();
         const activated = ring.keys
           .filter((k) => k.status === 'current')
           .map((k) => Date.parse(k.activated_at ?? k.created_at));

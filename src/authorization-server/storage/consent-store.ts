@@ -1,0 +1,71 @@
+import type { SealedBox } from '../../shared/sealing/index.ts';
+import type { Kv } from './kv.ts';
+import type { KeyNames } from './redis-keys.ts';
+
+/** What a user approved for one client: OpenID scopes and claims, and scopes per API. */
+export interface Approval {
+  openid: string[];
+  claims: string[];
+  resources: Record<string, string[]>;
+}
+
+export interface ConsentRecord extends Approval {
+  updated_at: string;
+}
+
+/** Remembered consent outlives a session (logout revokes grants), so it lasts this long. */
+export const CONSENT_TTL_SECONDS = 180 * 24 * 3600;
+
+/**
+ * Consent remembered per account and client, sealed. Each client keeps an index of its consent
+ * records, so removing the client removes them: a client registered again under the same id starts
+ * from nothing (it may be someone else's app).
+ */
+export class ConsentStore {
+  readonly #kv: Kv;
+  readonly #keys: KeyNames;
+  readonly #box: SealedBox;
+
+  constructor(kv: Kv, keys: KeyNames, box: SealedBox) {
+    this.#kv = kv;
+    this.#keys = keys;
+    this.#box = box;
+  }
+
+  async get(accountId: string, clientId: string): Promise<ConsentRecord | undefined> {
+    const key = this.#keys.consent(accountId, clientId);
+    const record = await this.#kv.getRecord(key);
+    return record ? this.#box.openJson<ConsentRecord>(record.sealed, key) : undefined;
+  }
+
+  /** Adds an approval to what the user approved for the client before. */
+  async add(accountId: string, clientId: string, approval: Approval): Promise<void> {
+    const before = await this.get(accountId, clientId);
+    const resources: Record<string, string[]> = { ...before?.resources };
+    for (const [indicator, scopes] of Object.entries(approval.resources)) {
+      resources[indicator] = union(resources[indicator], scopes);
+    }
+    const record: ConsentRecord = {
+      openid: union(before?.openid, approval.openid),
+      claims: union(before?.claims, approval.claims),
+      resources,
+      updated_at: new Date().toISOString(),
+    };
+    const key = this.#keys.consent(accountId, clientId);
+    // Index first: a record is never stored where removing its client would not find it.
+    await this.#kv.addToSet(this.#keys.clientConsents(clientId), key, CONSENT_TTL_SECONDS);
+    await this.#kv.putRecord(key, this.#box.sealJson(record, key), CONSENT_TTL_SECONDS);
+  }
+
+  /** Forgets every user's consent for the client (the client is being removed). */
+  async removeClient(clientId: string): Promise<void> {
+    const index = this.#keys.clientConsents(clientId);
+    const members = await this.#kv.setMembers(index);
+    await Promise.all(members.map((key) => this.#kv.del(key)));
+    await this.#kv.del(index);
+  }
+}
+
+function union(a: string[] | undefined, b: string[]): string[] {
+  return [...new Set([...(a ?? []), ...b])].filter(Boolean);
+}
