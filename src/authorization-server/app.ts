@@ -2,6 +2,8 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import type { Config } from '../config/config.ts';
 import { describe } from '../shared/describe-error.ts';
+import { StoreUnavailableError } from '../shared/errors.ts';
+import { respondWithJsonError } from '../shared/json-error.ts';
 import type { Logger } from '../shared/logger.ts';
 import { logRequests } from '../shared/request-log.ts';
 import { baselineSecurityHeaders } from './interactions/security-headers.ts';
@@ -60,22 +62,11 @@ export function buildApp({ config, store, host, logger, routers = [] }: AppDeps)
     await next();
   });
 
-  app.use(async (ctx, next) => {
+  app.use(async function answerErrorsInJson(ctx, next) {
     try {
       await next();
     } catch (error) {
-      const status = (error as { status?: number }).status ?? 500;
-      const expose = (error as { expose?: boolean }).expose === true && status < 500;
-      if (status >= 500) logger.error({ err: describe(error) }, 'unhandled error');
-      ctx.status = status;
-      ctx.body = expose
-        ? {
-            error: (error as { code?: string }).code ?? 'invalid_request',
-            error_description: (error as Error).message,
-          }
-        : status === 503
-          ? { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable' }
-          : { error: 'server_error', error_description: 'an unexpected error occurred' };
+      if (respondWithJsonError(ctx, error)) logger.error({ err: describe(error) }, 'unhandled error');
     }
   });
 
@@ -86,15 +77,7 @@ export function buildApp({ config, store, host, logger, routers = [] }: AppDeps)
 
   app.use(async (ctx) => {
     // With Redis away, answer at once rather than let every request wait for a command timeout.
-    if (store.kv.kind === 'redis' && !(store.kv as { ready?: boolean }).ready) {
-      ctx.status = 503;
-      ctx.set('Retry-After', '2');
-      ctx.body = {
-        error: 'temporarily_unavailable',
-        error_description: 'the service is temporarily unavailable',
-      };
-      return;
-    }
+    if (!store.kv.ready) throw new StoreUnavailableError();
     ctx.respond = false;
     await host.handler(ctx.req, ctx.res);
   });

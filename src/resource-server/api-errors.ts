@@ -1,3 +1,5 @@
+import { AppError } from '../shared/errors.ts';
+
 /**
  * The resource server's own errors (everything that is not a bearer token problem, which the auth module
  * answers itself). `expose` errors are answered as JSON `{"error", "error_description"}`; anything else
@@ -10,18 +12,11 @@ export type ApiErrorCode =
   | 'temporarily_unavailable'
   | 'server_error';
 
-export class ApiError extends Error {
-  readonly status: number;
-  readonly code: ApiErrorCode;
-  readonly description: string;
-  readonly expose = true;
+export class ApiError extends AppError {
+  declare readonly code: ApiErrorCode;
 
   constructor(status: number, code: ApiErrorCode, description: string) {
-    super(description);
-    this.name = 'ApiError';
-    this.status = status;
-    this.code = code;
-    this.description = description;
+    super(code, description, status, true);
   }
 }
 

@@ -2,6 +2,7 @@ import { bodyParser } from '@koa/bodyparser';
 import Router, { type RouterMiddleware } from '@koa/router';
 import Koa, { type Middleware } from 'koa';
 import type { ResourceServerConfig } from '../config/resource-server-config.ts';
+import { respondWithJsonError } from '../shared/json-error.ts';
 import type { Logger } from '../shared/logger.ts';
 import { logRequests } from '../shared/request-log.ts';
 import { ApiError, methodNotAllowed, notFound } from './api-errors.ts';
@@ -77,15 +78,11 @@ const handleErrors = (logger: Logger): Middleware =>
     try {
       await next();
     } catch (error) {
-      let answer = clientError(error);
-      if (answer === undefined) {
+      ctx.remove('Location');
+      if (respondWithJsonError(ctx, clientError(error) ?? error)) {
         // Logged here and only here; the client learns nothing about the cause.
         logger.error({ err: error, method: ctx.method, path: ctx.path }, 'unexpected error');
-        answer = new ApiError(500, 'server_error', 'internal server error');
       }
-      ctx.remove('Location');
-      ctx.status = answer.status;
-      ctx.body = { error: answer.code, error_description: answer.description };
     }
   };
 

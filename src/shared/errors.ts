@@ -1,14 +1,17 @@
 /**
- * The catalogue of our own errors. Each has a stable `code` callers can switch on; OAuth endpoints
- * speak oidc-provider's RFC 6749 errors instead.
+ * The one base of every error we raise on purpose, on every surface (admin API and CLI, pages, the
+ * resource server, the bearer middleware, the store): a stable `code` callers can switch on, the
+ * HTTP `status`, and whether the message may be shown (`expose`). Each wire format has one
+ * formatter: OAuth JSON (json-error.ts), RFC 6750 (resource-server/auth/respond.ts) and the HTML
+ * page (authorization-server/interactions/page-errors.ts).
  */
 export class AppError extends Error {
   readonly code: string;
   readonly status: number;
   readonly expose: boolean;
 
-  constructor(code: string, message: string, status = 500, expose = status < 500) {
-    super(message);
+  constructor(code: string, message: string, status = 500, expose = status < 500, options?: ErrorOptions) {
+    super(message, options);
     this.name = new.target.name;
     this.code = code;
     this.status = status;
@@ -52,10 +55,28 @@ export class ConflictError extends AppError {
   }
 }
 
-/** The store (Redis) cannot be reached or answered an error. */
+/**
+ * The store (Redis) cannot be reached or failed a command: the request may succeed on retry, so
+ * every surface answers 503 with `Retry-After`, never a 500.
+ */
 export class StoreUnavailableError extends AppError {
-  constructor(message = 'the store is unavailable') {
-    super('store_unavailable', message, 503);
+  /** Seconds a client should wait before retrying. */
+  static readonly RETRY_AFTER_SECONDS = 2;
+  static readonly DESCRIPTION = 'the service is temporarily unavailable, try again shortly';
+  // oidc-provider renders the errors it catches itself, from `statusCode`, `message` (as the
+  // error code) and `error_description` (its helpers/err_out.js; test/contract pins it), so this
+  // error reads as a 503 temporarily_unavailable there too.
+  readonly statusCode = 503;
+  readonly error_description = StoreUnavailableError.DESCRIPTION;
+
+  constructor(cause?: unknown) {
+    super(
+      'temporarily_unavailable',
+      'temporarily_unavailable',
+      503,
+      true,
+      cause === undefined ? undefined : { cause },
+    );
   }
 }
 

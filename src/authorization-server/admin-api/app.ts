@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { Config } from '../../config/config.ts';
 import { describe } from '../../shared/describe-error.ts';
 import { AppError, ForbiddenError, InvalidInputError } from '../../shared/errors.ts';
+import { respondWithJsonError } from '../../shared/json-error.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { logRequests } from '../../shared/request-log.ts';
 import { summarize } from '../keys/signing-key-ring.ts';
@@ -257,17 +258,7 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
       if (ctx.status === 405)
         ctx.body = { error: 'method_not_allowed', error_description: 'method not allowed on this route' };
     } catch (error) {
-      if (error instanceof AppError && error.expose) {
-        ctx.status = error.status;
-        ctx.body = { error: error.code, error_description: error.message };
-      } else if ((error as { status?: number }).status && (error as { status: number }).status < 500) {
-        ctx.status = (error as { status: number }).status;
-        ctx.body = { error: 'invalid_request', error_description: (error as Error).message };
-      } else {
-        logger.error({ err: describe(error) }, 'admin API error');
-        ctx.status = 500;
-        ctx.body = { error: 'server_error', error_description: 'an unexpected error occurred' };
-      }
+      if (respondWithJsonError(ctx, error)) logger.error({ err: describe(error) }, 'admin API error');
     }
   });
   app.use(async function health(ctx: Context, next: Next) {

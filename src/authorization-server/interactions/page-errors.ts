@@ -1,25 +1,20 @@
 import type { Context, Next } from 'koa';
 import { errors } from 'oidc-provider';
 import { describe } from '../../shared/describe-error.ts';
+import { AppError, StoreUnavailableError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
 import type { Store } from '../storage/store.ts';
 import { setPageHeaders } from './security-headers.ts';
 import type { Views } from './views.ts';
 
 /** An error an interaction step raises on purpose, shown to the person as is. */
-export class PageError extends Error {
-  readonly status: number;
-  readonly code: string;
-
+export class PageError extends AppError {
   constructor(status: number, code: string, message: string) {
-    super(message);
-    this.name = 'PageError';
-    this.status = status;
-    this.code = code;
+    super(code, message, status, true);
   }
 }
 
-interface ErrorPage {
+export interface ErrorPage {
   status: number;
   code: string;
   heading: string;
@@ -44,17 +39,33 @@ export function renderPageErrors(views: Views, store: Store, logger: Logger) {
       const page = errorPage(error, store);
       if (page.status >= 500 && page.status !== 503)
         logger.error({ err: describe(error) }, 'interaction failed');
-      if (page.status === 503) ctx.set('Retry-After', '2');
-      setPageHeaders(ctx);
-      ctx.status = page.status;
-      ctx.type = 'html';
-      ctx.body = views.render('error', { title: page.heading, ...page });
+      writeErrorPage(ctx, views, page);
     }
   };
 }
 
+/** The HTML error answer: the one formatter for every page error, ours and oidc-provider's. */
+export function writeErrorPage(
+  ctx: Pick<Context, 'set' | 'status' | 'type' | 'body'>,
+  views: Views,
+  page: ErrorPage,
+): void {
+  if (page.status === 503) ctx.set('Retry-After', String(StoreUnavailableError.RETRY_AFTER_SECONDS));
+  setPageHeaders(ctx as Context);
+  ctx.status = page.status;
+  ctx.type = 'html';
+  ctx.body = views.render('error', { title: page.heading, ...page });
+}
+
+export const UNAVAILABLE_PAGE: ErrorPage = {
+  status: 503,
+  code: 'temporarily_unavailable',
+  heading: 'Please try again in a moment',
+  message: 'The service is briefly unavailable. Nothing you entered was lost; try again shortly.',
+};
+
 function errorPage(error: unknown, store: Store): ErrorPage {
-  if (error instanceof PageError) {
+  if (error instanceof AppError && error.expose && error.status !== 503) {
     return {
       status: error.status,
       code: error.code,
@@ -64,15 +75,7 @@ function errorPage(error: unknown, store: Store): ErrorPage {
   }
   if (error instanceof errors.SessionNotFound) return { status: 400, ...EXPIRED };
   const status = (error as { status?: number }).status ?? 500;
-  const storeDown = store.kv.kind === 'redis' && (store.kv as { ready?: boolean }).ready === false;
-  if (status === 503 || storeDown) {
-    return {
-      status: 503,
-      code: 'temporarily_unavailable',
-      heading: 'Please try again in a moment',
-      message: 'The service is briefly unavailable. Nothing you entered was lost; try again shortly.',
-    };
-  }
+  if (status === 503 || !store.kv.ready) return UNAVAILABLE_PAGE;
   if (status < 500 && (error as { expose?: boolean }).expose) {
     return {
       status,

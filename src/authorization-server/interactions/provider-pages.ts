@@ -1,5 +1,6 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { ProviderPages } from '../provider/configuration.ts';
+import { UNAVAILABLE_PAGE, writeErrorPage } from './page-errors.ts';
 import { setPageHeaders } from './security-headers.ts';
 import type { Views } from './views.ts';
 
@@ -22,11 +23,10 @@ export function providerPages(views: Views): ProviderPages {
   return {
     renderError(ctx, out) {
       const code = String(out.error ?? 'server_error');
-      const description = typeof out.error_description === 'string' ? out.error_description : undefined;
-      setPageHeaders(ctx);
-      ctx.type = 'html';
-      ctx.body = views.render('error', {
-        title: 'Something went wrong',
+      const description = typeof out.error_description === 'string' ? out.error_description : '';
+      if (ctx.status === 503) return writeErrorPage(ctx, views, UNAVAILABLE_PAGE);
+      writeErrorPage(ctx, views, {
+        status: ctx.status,
         heading: code === 'server_error' ? 'Something went wrong' : 'We could not continue',
         message:
           FRIENDLY[code] ??

@@ -1,6 +1,7 @@
 import Provider, { type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../../config/config.ts';
 import { describe } from '../../shared/describe-error.ts';
+import { StoreUnavailableError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { publicJwk } from '../keys/signing-key-ring.ts';
 import type { Store } from '../storage/store.ts';
@@ -93,6 +94,7 @@ export class ProviderHost {
     const provider = new Provider(config.issuer, providerConfiguration(config, store, snapshot, pages));
     provider.proxy = config.trustProxy;
     provider.use(jsonNotFound);
+    provider.use(retryAfterWhenUnavailable);
     provider.use(rfc6749ErrorCodes);
     provider.use(tokenResponseScope);
     provider.use(discoveryScopes(store.resources));
@@ -116,5 +118,13 @@ async function jsonNotFound(ctx: KoaContextWithOIDC, next: () => Promise<void>):
   if (ctx.status === 404 && ctx.body == null) {
     ctx.body = { error: 'not_found', error_description: 'no such endpoint (or not with this method)' };
     ctx.status = 404;
+  }
+}
+
+/** A 503 (the store is away) tells the client when to retry, as every other surface does. */
+async function retryAfterWhenUnavailable(ctx: KoaContextWithOIDC, next: () => Promise<void>): Promise<void> {
+  await next();
+  if (ctx.status === 503 && !ctx.response.get('Retry-After')) {
+    ctx.set('Retry-After', String(StoreUnavailableError.RETRY_AFTER_SECONDS));
   }
 }

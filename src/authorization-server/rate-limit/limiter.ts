@@ -1,5 +1,4 @@
 import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
-import type { RedisKv } from '../storage/redis-kv.ts';
 import type { Store } from '../storage/store.ts';
 
 export interface LimiterOptions {
@@ -18,10 +17,11 @@ export function createLimiter(
   { name, points, durationSeconds }: LimiterOptions,
 ): RateLimiterAbstract {
   const options = { keyPrefix: store.keys.rateLimit(name), points, duration: durationSeconds };
-  if (store.kv.kind === 'redis') {
+  const client = store.kv.limiterClient;
+  if (client) {
     return new RateLimiterRedis({
       ...options,
-      storeClient: (store.kv as RedisKv).client,
+      storeClient: client,
       // Fail fast with an error (a 503 upstream) rather than wait on a dead connection, and never
       // fall back to a per-process budget that would multiply the limit by the instance count.
       rejectIfRedisNotReady: true,

@@ -1,6 +1,8 @@
 import { parse as parseQuery } from 'node:querystring';
 import { decodeJwt } from 'jose';
 import type { Context, Next } from 'koa';
+import { AppError, StoreUnavailableError } from '../../shared/errors.ts';
+import { respondWithJsonError } from '../../shared/json-error.ts';
 import { bodyTooLarge, readRawBody, replayRawBody } from '../provider/form-body.ts';
 import type { Store } from '../storage/store.ts';
 import { createLimiter } from './limiter.ts';
@@ -100,8 +102,8 @@ export function limitTokenRequests(store: Store, perWindow: number, grantOf: Gra
             : 'too many token requests for this client',
         );
       }
-    } catch {
-      return storeUnavailable(ctx);
+    } catch (error) {
+      throw new StoreUnavailableError(error);
     }
 
     await next();
@@ -122,25 +124,10 @@ export function limitTokenRequests(store: Store, perWindow: number, grantOf: Gra
 function tooMany(ctx: Context, msBeforeNext: number, description: string): void {
   const retryAfter = Math.max(1, Math.ceil(msBeforeNext / 1000));
   ctx.set('Retry-After', String(retryAfter));
-  respond(ctx, 429, {
-    error: 'temporarily_unavailable',
-    error_description: `${description}; retry in ${retryAfter} s`,
-  });
-}
-
-/** The store is away: answer like the rest of the server does (app.ts), not with a 500. */
-function storeUnavailable(ctx: Context): void {
-  ctx.set('Retry-After', '2');
-  respond(ctx, 503, {
-    error: 'temporarily_unavailable',
-    error_description: 'the service is temporarily unavailable',
-  });
-}
-
-function respond(ctx: Context, status: number, body: { error: string; error_description: string }): void {
-  ctx.status = status;
-  ctx.set('Cache-Control', 'no-store');
-  ctx.body = body;
+  respondWithJsonError(
+    ctx,
+    new AppError('temporarily_unavailable', `${description}; retry in ${retryAfter} s`, 429, true),
+  );
 }
 
 const PUBLIC_GRANTS = { refresh_token: 'refresh_token', authorization_code: 'code' } as const;

@@ -1,3 +1,5 @@
+import type { RedisConnection } from '../../shared/redis.ts';
+
 /**
  * The few storage operations the product needs, implemented by Redis (redis-kv.ts) and by an
  * in-process store (memory-kv.ts). Every operation touches one key, so the layout works on Redis
@@ -13,6 +15,10 @@ export type ConsumeResult = 'consumed' | 'already-consumed' | 'missing';
 
 export interface Kv {
   readonly kind: 'redis' | 'memory';
+  /** False while the backend is unreachable: callers answer 503 at once instead of waiting. */
+  readonly ready: boolean;
+  /** The Redis connection rate limiters share (one budget across instances); none in memory. */
+  readonly limiterClient: RedisConnection | undefined;
   /** Replaces a record (value + consumed marker) and sets its time to live in seconds. */
   putRecord(key: string, sealed: string, ttlSeconds?: number): Promise<void>;
   getRecord(key: string): Promise<StoredRecord | undefined>;

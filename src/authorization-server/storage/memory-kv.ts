@@ -12,6 +12,8 @@ interface Entry {
  */
 export class MemoryKv implements Kv {
   readonly kind = 'memory' as const;
+  readonly ready = true;
+  readonly limiterClient = undefined;
   readonly #entries = new Map<string, Entry>();
   readonly #bus = new EventEmitter();
 

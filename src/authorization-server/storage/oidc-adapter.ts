@@ -1,5 +1,6 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
+import { StoreUnavailableError } from '../../shared/errors.ts';
 import type { SealedBox } from '../../shared/sealing/index.ts';
 import type { Kv } from './kv.ts';
 import type { KeyNames } from './redis-keys.ts';
@@ -18,21 +19,12 @@ export interface AdapterDeps {
   box: SealedBox;
 }
 
-/** 503 in the OAuth error format when the store cannot answer (oidc-provider renders it). */
-export class StoreUnavailable extends errors.OIDCProviderError {
-  constructor(cause: unknown) {
-    super(503, 'temporarily_unavailable', { cause });
-    this.expose = true;
-    Object.assign(this, { error_description: 'the service is temporarily unavailable, try again shortly' });
-  }
-}
-
 async function guarded<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (error) {
-    if (error instanceof errors.OIDCProviderError) throw error;
-    throw new StoreUnavailable(error);
+    if (error instanceof errors.OIDCProviderError || error instanceof StoreUnavailableError) throw error;
+    throw new StoreUnavailableError(error);
   }
 }
 

@@ -162,6 +162,10 @@ export class RedisKv implements Kv {
     return this.client.status === 'ready';
   }
 
+  get limiterClient(): RedisConnection {
+    return this.client;
+  }
+
   /** Quits politely, but never waits more than a second: with Redis away, QUIT would wait forever. */
   async close(): Promise<void> {
     const connections = [this.client, this.#subscriber].filter((c): c is RedisConnection => c !== undefined);

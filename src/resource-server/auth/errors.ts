@@ -1,3 +1,5 @@
+import { AppError } from '../../shared/errors.ts';
+
 /**
  * One error class per error code the bearer middleware answers with. Each carries its HTTP status and
  * knows whether it belongs in a `WWW-Authenticate: Bearer` challenge (RFC 6750 §3).
@@ -9,59 +11,66 @@ export type BearerErrorCode =
   | 'access_denied'
   | 'temporarily_unavailable';
 
-export abstract class BearerAuthError extends Error {
-  abstract readonly code: BearerErrorCode | undefined;
-  abstract readonly status: number;
+export abstract class BearerAuthError extends AppError {
+  declare readonly code: BearerErrorCode | 'unauthorized';
   /** Whether the response carries a `WWW-Authenticate: Bearer` challenge. */
   readonly challenge: boolean = true;
-  readonly expose = true;
-  readonly description: string;
 
-  constructor(description: string, options?: ErrorOptions) {
-    super(description, options);
-    this.name = new.target.name;
-    this.description = description;
+  constructor(
+    code: BearerErrorCode | 'unauthorized',
+    status: number,
+    description: string,
+    options?: ErrorOptions,
+  ) {
+    super(code, description, status, true, options);
+  }
+
+  get description(): string {
+    return this.message;
   }
 }
 
 /** RFC 6750 §3.1: a request without any authentication information gets a challenge without error code. */
 export class MissingToken extends BearerAuthError {
-  readonly code = undefined;
-  readonly status = 401;
+  constructor(description: string, options?: ErrorOptions) {
+    super('unauthorized', 401, description, options);
+  }
 }
 
 /** RFC 6750 §3.1 invalid_request: malformed header, unsupported or more than one token transmission method. */
 export class InvalidRequest extends BearerAuthError {
-  readonly code = 'invalid_request';
-  readonly status = 400;
+  constructor(description: string, options?: ErrorOptions) {
+    super('invalid_request', 400, description, options);
+  }
 }
 
 /** RFC 6750 §3.1 invalid_token: expired, revoked, malformed or otherwise invalid. */
 export class InvalidToken extends BearerAuthError {
-  readonly code = 'invalid_token';
-  readonly status = 401;
+  constructor(description: string, options?: ErrorOptions) {
+    super('invalid_token', 401, description, options);
+  }
 }
 
 /** RFC 6750 §3.1 insufficient_scope: valid token, not enough scope; the challenge names the scope needed. */
 export class InsufficientScope extends BearerAuthError {
-  readonly code = 'insufficient_scope';
-  readonly status = 403;
   readonly scope: string;
 
   constructor(scope: string) {
-    super(`this request requires the scope ${scope}`);
+    super('insufficient_scope', 403, `this request requires the scope ${scope}`);
     this.scope = scope;
   }
 }
 
 /** A valid token that carries no end user (client credentials) on a route over user-owned data. */
 export class EndUserRequired extends BearerAuthError {
-  readonly code = 'access_denied';
-  readonly status = 403;
   override readonly challenge = false;
 
   constructor() {
-    super('this route needs a token issued to an end user; client credentials tokens are not accepted');
+    super(
+      'access_denied',
+      403,
+      'this route needs a token issued to an end user; client credentials tokens are not accepted',
+    );
   }
 }
 
@@ -70,7 +79,9 @@ export class EndUserRequired extends BearerAuthError {
  * token can be neither accepted nor refused, so the client should retry rather than get a new token.
  */
 export class AuthorizationServerUnavailable extends BearerAuthError {
-  readonly code = 'temporarily_unavailable';
-  readonly status = 503;
   override readonly challenge = false;
+
+  constructor(description: string, options?: ErrorOptions) {
+    super('temporarily_unavailable', 503, description, options);
+  }
 }

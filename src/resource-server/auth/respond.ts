@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import { type BearerAuthError, InsufficientScope } from './errors.ts';
+import { type BearerAuthError, InsufficientScope, MissingToken } from './errors.ts';
 
 export interface ChallengeParameters {
   readonly realm: string;
@@ -13,7 +13,7 @@ function quotable(value: string): string {
 
 export function bearerChallenge(parameters: ChallengeParameters, error?: BearerAuthError): string {
   const attributes = [`realm="${quotable(parameters.realm)}"`];
-  if (error?.code !== undefined) {
+  if (error !== undefined && !(error instanceof MissingToken)) {
     attributes.push(`error="${error.code}"`, `error_description="${quotable(error.description)}"`);
   }
   if (error instanceof InsufficientScope) attributes.push(`scope="${quotable(error.scope)}"`);
@@ -33,7 +33,7 @@ export function respondWithError(
   if (error.status === 503) ctx.set('Retry-After', '5');
   ctx.set('Cache-Control', 'no-store');
   ctx.body = {
-    error: error.code ?? 'unauthorized',
+    error: error.code,
     error_description: error.description,
   };
 }
