@@ -346,6 +346,7 @@ const ringLater = (server: RunningAuthServer, aheadSeconds: number) =>
     algs: families(server.config.accessTokenAlg),
     maxTokenLifetimeSeconds: MAX_SIGNED_TOKEN_LIFETIME_SECONDS,
     now: () => new Date(Date.now() + aheadSeconds * 1000),
+    tokens: server.store.jwtTokens,
   });
 
 test.serial(

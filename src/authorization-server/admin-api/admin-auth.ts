@@ -82,12 +82,9 @@ export function adminAuthentication(config: Config, store: Store, host: Provider
         return challenge(ctx, 401, 'invalid_token', 'the access token is invalid');
       throw error;
     }
-    const reference = store.keys.jwtReference(String(payload.jti));
-    const [clientCredentials, endUser] = await Promise.all(
-      ['ClientCredentials', 'AccessToken'].map((model) =>
-        store.kv.getRecord(store.keys.model(model, reference)),
-      ),
-    );
+    const model = await store.jwtTokens.liveModel(String(payload.jti));
+    const clientCredentials = model === 'ClientCredentials';
+    const endUser = model === 'AccessToken';
     // Both checks: the registry says which grant issued it, and `sub` must be the client itself.
     if (endUser || (clientCredentials && payload.sub !== payload.client_id))
       return refuseEndUserToken(ctx, payload);

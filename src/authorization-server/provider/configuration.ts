@@ -136,7 +136,7 @@ export function providerConfiguration(
     },
     // PKCE (RFC 7636) for every authorization code request; oidc-provider only knows S256.
     pkce: { required: () => true },
-    formats: { customizers: { jwt: recordJwtAccessTokens(store.kv, store.keys) as never } },
+    formats: { customizers: { jwt: recordJwtAccessTokens(store.jwtTokens) as never } },
     rotateRefreshToken: true,
     // Registering a client for the refresh_token grant is the admin's consent to refresh tokens
     // (OIDC Core §11's "other conditions"): they are issued in the code flow whether or not the

@@ -1,7 +1,7 @@
 import { parse as parseQuery, stringify as stringifyQuery } from 'node:querystring';
 import { compactVerify, createLocalJWKSet, decodeProtectedHeader, type JWK } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import type { Kv } from '../storage/kv.ts';
+import type { JwtAccessTokenModel, JwtTokenStore } from '../storage/jwt-token-store.ts';
 import type { KeyNames } from '../storage/redis-keys.ts';
 import { bodyTooLarge, readRawBody, replayRawBody } from './form-body.ts';
 
@@ -29,7 +29,7 @@ interface TokenModel {
 }
 
 /** formats.customizers.jwt: records the token as it is issued. */
-export function recordJwtAccessTokens(kv: Kv, keys: KeyNames) {
+export function recordJwtAccessTokens(tokens: JwtTokenStore) {
   return async (_ctx: unknown, token: unknown, jwt: { payload: Record<string, unknown> }) => {
     const model = token as TokenModel;
     const payload: Record<string, unknown> = {};
@@ -37,14 +37,17 @@ export function recordJwtAccessTokens(kv: Kv, keys: KeyNames) {
       if (!SKIPPED.has(field) && model[field] !== undefined) payload[field] = model[field];
     }
     const exp = Number(jwt.payload.exp);
-    const reference = keys.jwtReference(String(jwt.payload.jti));
+    const reference = tokens.reference(String(jwt.payload.jti));
     payload.jti = reference;
     payload.exp = exp;
     payload.iat = Number(jwt.payload.iat);
     const ttl = Math.max(1, exp - Math.floor(Date.now() / 1000));
-    await model.adapter.upsert(reference, payload, ttl);
     const kid = (model.resourceServer as { jwt?: { sign?: { kid?: string } } } | undefined)?.jwt?.sign?.kid;
-    if (kid) await kv.addToSet(keys.signedBy(kid), keys.model(model.kind, reference), ttl);
+    // Issued in the same tick, the record and its index entry travel in one round trip.
+    await Promise.all([
+      model.adapter.upsert(reference, payload, ttl),
+      kid ? tokens.indexSignedBy(kid, model.kind as JwtAccessTokenModel, reference, exp) : undefined,
+    ]);
   };
 }
 

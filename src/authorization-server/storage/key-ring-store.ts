@@ -8,6 +8,7 @@ import {
   type SigningAlg,
 } from '../keys/signing-key-ring.ts';
 import type { ChangeFeed } from './change-feed.ts';
+import type { JwtTokenStore } from './jwt-token-store.ts';
 import type { Kv } from './kv.ts';
 import type { KeyNames } from './redis-keys.ts';
 
@@ -17,6 +18,8 @@ export interface KeyRingStoreOptions {
   maxTokenLifetimeSeconds: number;
   /** The clock rotations and pruning read; tests pass their own instead of sleeping. */
   now?: () => Date;
+  /** The JWT access token registry, which an emergency rotation revokes from. */
+  tokens: JwtTokenStore;
 }
 
 /**
@@ -69,7 +72,7 @@ export class KeyRingStore {
         emergency,
       );
     });
-    if (emergency) await Promise.all(dropped.map((kid) => this.#revokeSignedBy(kid)));
+    if (emergency) await Promise.all(dropped.map((kid) => this.#options.tokens.revokeSignedBy(kid)));
     return ring;
   }
 
@@ -93,13 +96,6 @@ export class KeyRingStore {
       { onlyIfChanged: true },
     );
     return rotated;
-  }
-
-  async #revokeSignedBy(kid: string): Promise<void> {
-    const index = this.#keys.signedBy(kid);
-    const members = await this.#kv.setMembers(index);
-    await Promise.all(members.map((member) => this.#kv.del(member)));
-    await this.#kv.del(index);
   }
 
   async retire(kid: string): Promise<KeyRing> {

@@ -37,6 +37,16 @@ export interface Kv {
   removeFromSet(key: string, member: string): Promise<void>;
   setMembers(key: string): Promise<string[]>;
 
+  /**
+   * Adds a member to an index ordered by expiry (epoch seconds), dropping the members already
+   * expired, so the index holds live entries only; the index lives as long as its newest member.
+   */
+  indexByExpiry(key: string, member: string, expiresAt: number): Promise<void>;
+  /** Takes out and returns up to `count` members of an expiry index, soonest expiry first. */
+  popFromExpiryIndex(key: string, count: number): Promise<string[]>;
+  /** How many members an expiry index holds (expired ones not trimmed yet included). */
+  expiryIndexSize(key: string): Promise<number>;
+
   hashGet(key: string, field: string): Promise<string | undefined>;
   hashSet(key: string, field: string, value: string): Promise<void>;
   /** Sets the field only when absent; true when it did. */

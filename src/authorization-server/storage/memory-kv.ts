@@ -1,8 +1,13 @@
 import { EventEmitter } from 'node:events';
 import type { ConsumeResult, Kv, StoredRecord } from './kv.ts';
 
+/** An index ordered by expiry: member → epoch seconds. */
+class ExpiryIndex {
+  readonly scores = new Map<string, number>();
+}
+
 interface Entry {
-  value: string | Set<string> | Map<string, string> | StoredRecord;
+  value: string | Set<string> | Map<string, string> | StoredRecord | ExpiryIndex;
   expiresAt?: number;
 }
 
@@ -103,6 +108,29 @@ export class MemoryKv implements Kv {
   async setMembers(key: string): Promise<string[]> {
     const value = this.#live(key)?.value;
     return value instanceof Set ? [...value] : [];
+  }
+
+  async indexByExpiry(key: string, member: string, expiresAt: number): Promise<void> {
+    const now = Math.floor(Date.now() / 1000);
+    const entry = this.#live(key);
+    const index = entry?.value instanceof ExpiryIndex ? entry.value : new ExpiryIndex();
+    for (const [m, at] of index.scores) if (at <= now) index.scores.delete(m);
+    index.scores.set(member, expiresAt);
+    const newest = Math.max(...index.scores.values());
+    this.#entries.set(key, { value: index, expiresAt: newest * 1000 });
+  }
+
+  async popFromExpiryIndex(key: string, count: number): Promise<string[]> {
+    const value = this.#live(key)?.value;
+    if (!(value instanceof ExpiryIndex)) return [];
+    const soonest = [...value.scores].sort((x, y) => x[1] - y[1]).slice(0, count);
+    for (const [member] of soonest) value.scores.delete(member);
+    return soonest.map(([member]) => member);
+  }
+
+  async expiryIndexSize(key: string): Promise<number> {
+    const value = this.#live(key)?.value;
+    return value instanceof ExpiryIndex ? value.scores.size : 0;
   }
 
   async hashGet(key: string, field: string): Promise<string | undefined> {

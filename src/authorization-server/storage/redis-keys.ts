@@ -91,9 +91,9 @@ export class KeyNames {
     return `${this.prefix}audit-log`;
   }
 
-  /** References of the JWT access tokens one key signed, for an emergency rotation to revoke. */
+  /** Records of the JWT access tokens one key signed, by expiry, for an emergency rotation to revoke. */
   signedBy(kid: string): string {
-    return `${this.prefix}signed-by:${kid}`;
+    return `${this.prefix}signed-by-expiry:${kid}`;
   }
 
   rateLimit(name: string): string {

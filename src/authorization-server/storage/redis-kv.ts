@@ -17,6 +17,15 @@ if ttl > 0 then
 end
 return 1`;
 
+/** Trims expired members, adds one, and keeps the index alive as long as its newest member. */
+const INDEX_BY_EXPIRY = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+local ttl = tonumber(newest[2]) - tonumber(ARGV[3])
+if ttl > 0 then redis.call('EXPIREAT', KEYS[1], newest[2]) end
+return 1`;
+
 const COMPARE_AND_SET = `
 local current = redis.call('GET', KEYS[1])
 if (current == false and ARGV[1] == '') or current == ARGV[2] then
@@ -33,7 +42,9 @@ export class RedisKv implements Kv {
 
   constructor(url: string, { cluster = false }: { cluster?: boolean } = {}) {
     this.#connect = (options = {}) => connectRedis(url, { ...options, cluster });
-    this.client = this.#connect();
+    // Commands issued in the same tick travel together (one write per node): the hot path's
+    // independent single-key reads and writes cost one round trip, on Redis and on Cluster.
+    this.client = this.#connect({ enableAutoPipelining: true });
   }
 
   async putRecord(key: string, sealed: string, ttlSeconds?: number): Promise<void> {
@@ -95,6 +106,21 @@ export class RedisKv implements Kv {
 
   async setMembers(key: string): Promise<string[]> {
     return this.client.smembers(key);
+  }
+
+  async indexByExpiry(key: string, member: string, expiresAt: number): Promise<void> {
+    const now = Math.floor(Date.now() / 1000);
+    await this.client.eval(INDEX_BY_EXPIRY, 1, key, member, String(expiresAt), String(now));
+  }
+
+  async popFromExpiryIndex(key: string, count: number): Promise<string[]> {
+    const popped = await this.client.zpopmin(key, count);
+    // [member, score, member, score, ...]
+    return popped.filter((_, i) => i % 2 === 0);
+  }
+
+  async expiryIndexSize(key: string): Promise<number> {
+    return this.client.zcard(key);
   }
 
   async hashGet(key: string, field: string): Promise<string | undefined> {

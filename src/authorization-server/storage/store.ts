@@ -6,6 +6,7 @@ import { AuditLog } from './audit-log.ts';
 import { ChangeFeed } from './change-feed.ts';
 import { ClientStore } from './client-store.ts';
 import { ConsentStore } from './consent-store.ts';
+import { JwtTokenStore } from './jwt-token-store.ts';
 import { KeyRingStore } from './key-ring-store.ts';
 import type { Kv } from './kv.ts';
 import { MemoryKv } from './memory-kv.ts';
@@ -28,6 +29,7 @@ export interface Store {
   consents: ConsentStore;
   users: UserStore;
   keyRing: KeyRingStore;
+  jwtTokens: JwtTokenStore;
   audit: AuditLog;
   secrets: StoreSecrets;
   close(): Promise<void>;
@@ -48,6 +50,7 @@ export async function openStore(config: Config, kv?: Kv): Promise<Store> {
   const feed = new ChangeFeed(backend, keys);
   const resources = new ResourceStore(backend, keys);
   const consents = new ConsentStore(backend, keys, box);
+  const jwtTokens = new JwtTokenStore(backend, keys);
   return {
     kv: backend,
     keys,
@@ -60,7 +63,9 @@ export async function openStore(config: Config, kv?: Kv): Promise<Store> {
     keyRing: new KeyRingStore(backend, keys, box, feed, {
       algs: families(config.accessTokenAlg),
       maxTokenLifetimeSeconds: MAX_SIGNED_TOKEN_LIFETIME_SECONDS,
+      tokens: jwtTokens,
     }),
+    jwtTokens,
     audit: new AuditLog(backend, keys, box),
     secrets,
     close: () => backend.close(),
