@@ -7,11 +7,15 @@ import type { RedisConnection } from '../../shared/redis.ts';
  */
 export interface StoredRecord {
   sealed: string;
-  /** Epoch seconds when the record was consumed (codes, refresh tokens). */
-  consumed?: number;
+  /**
+   * Epoch seconds of a consumed marker written beside the sealed value by earlier versions. Read
+   * only so that a record spent before an upgrade stays spent; consumption now lives inside the
+   * sealed value (oidc-adapter.ts), where it cannot be deleted or forged.
+   */
+  legacyConsumed?: number;
 }
 
-export type ConsumeResult = 'consumed' | 'already-consumed' | 'missing';
+export type ReplaceResult = 'replaced' | 'changed' | 'missing';
 
 export interface Kv {
   readonly kind: 'redis' | 'memory';
@@ -22,8 +26,11 @@ export interface Kv {
   /** Replaces a record (value + consumed marker) and sets its time to live in seconds. */
   putRecord(key: string, sealed: string, ttlSeconds?: number): Promise<void>;
   getRecord(key: string): Promise<StoredRecord | undefined>;
-  /** Atomically marks a record consumed; only one caller ever sees 'consumed'. */
-  consumeRecord(key: string, at: number): Promise<ConsumeResult>;
+  /**
+   * Swaps a record's sealed value for `next` (keeping its time to live) only while it still holds
+   * `expected`: of two callers swapping from one value, exactly one sees 'replaced'.
+   */
+  replaceRecord(key: string, expected: string, next: string): Promise<ReplaceResult>;
 
   get(key: string): Promise<string | undefined>;
   set(key: string, value: string, ttlSeconds?: number): Promise<void>;
@@ -35,6 +42,14 @@ export interface Kv {
   /** Adds to a set and makes sure the set lives at least ttlSeconds (never shortens it). */
   addToSet(key: string, member: string, ttlSeconds?: number): Promise<void>;
   removeFromSet(key: string, member: string): Promise<void>;
+  /** addToSet, unless the set has been closed: false then, and nothing is added. */
+  addToOpenSet(key: string, member: string, ttlSeconds?: number): Promise<boolean>;
+  /**
+   * Closes the set for good (later addToOpenSet calls fail), empties it and returns what it held;
+   * the closed set lives at least ttlSeconds more.
+   */
+  closeSet(key: string, ttlSeconds: number): Promise<string[]>;
+  isSetClosed(key: string): Promise<boolean>;
   setMembers(key: string): Promise<string[]>;
 
   /**

@@ -1,5 +1,8 @@
 import { EventEmitter } from 'node:events';
-import type { ConsumeResult, Kv, StoredRecord } from './kv.ts';
+import type { Kv, ReplaceResult, StoredRecord } from './kv.ts';
+
+/** The member that marks a set closed (as in redis-kv.ts). */
+const CLOSED = '!closed';
 
 /** An index ordered by expiry: member → epoch seconds. */
 class ExpiryIndex {
@@ -53,12 +56,12 @@ export class MemoryKv implements Kv {
     return value && typeof value === 'object' && 'sealed' in value ? { ...value } : undefined;
   }
 
-  async consumeRecord(key: string, at: number): Promise<ConsumeResult> {
+  async replaceRecord(key: string, expected: string, next: string): Promise<ReplaceResult> {
     const value = this.#live(key)?.value as StoredRecord | undefined;
     if (!value || !('sealed' in value)) return 'missing';
-    if (value.consumed !== undefined) return 'already-consumed';
-    value.consumed = at;
-    return 'consumed';
+    if (value.sealed !== expected) return 'changed';
+    value.sealed = next;
+    return 'replaced';
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -107,7 +110,24 @@ export class MemoryKv implements Kv {
 
   async setMembers(key: string): Promise<string[]> {
     const value = this.#live(key)?.value;
-    return value instanceof Set ? [...value] : [];
+    return value instanceof Set ? [...value].filter((member) => member !== CLOSED) : [];
+  }
+
+  async addToOpenSet(key: string, member: string, ttlSeconds?: number): Promise<boolean> {
+    if (await this.isSetClosed(key)) return false;
+    await this.addToSet(key, member, ttlSeconds);
+    return true;
+  }
+
+  async closeSet(key: string, ttlSeconds: number): Promise<string[]> {
+    const members = await this.setMembers(key);
+    this.#put(key, new Set([CLOSED]), ttlSeconds);
+    return members;
+  }
+
+  async isSetClosed(key: string): Promise<boolean> {
+    const value = this.#live(key)?.value;
+    return value instanceof Set && value.has(CLOSED);
   }
 
   async indexByExpiry(key: string, member: string, expiresAt: number): Promise<void> {

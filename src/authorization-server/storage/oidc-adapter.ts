@@ -2,7 +2,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { StoreUnavailableError } from '../../shared/errors.ts';
 import type { SealedBox } from '../../shared/sealing/index.ts';
-import type { Kv } from './kv.ts';
+import type { Kv, StoredRecord } from './kv.ts';
 import type { KeyNames } from './redis-keys.ts';
 
 /** Models whose records are single-use; a second consume is a replay (RFC 6749 §4.1.2, §10.4). */
@@ -12,6 +12,12 @@ const CONSUMABLE = new Set([
   'DeviceCode',
   'BackchannelAuthenticationRequest',
 ]);
+
+/**
+ * How long a revoked grant's index stays closed: far longer than any request that could still be
+ * saving a token of that grant.
+ */
+const CLOSED_GRANT_SECONDS = 3600;
 
 export interface AdapterDeps {
   kv: Kv;
@@ -42,13 +48,24 @@ export function createAdapterClass({ kv, keys, box }: AdapterDeps) {
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
       const key = keys.model(this.name, id);
+      const ttl = expiresIn || undefined;
+      const grantIndex =
+        payload.grantId && this.name !== 'Interaction' ? keys.grant(payload.grantId) : undefined;
       await guarded(async () => {
-        await kv.putRecord(key, box.sealJson(payload, key), expiresIn || undefined);
+        // Revoking a grant closes its index first, so a token saved while (or after) its grant is
+        // revoked is refused here, or deleted by the check after the write: the revocation always
+        // wins, whatever the interleaving of two instances (a code replayed while the first
+        // redemption is still saving its tokens, RFC 9700 §4.14).
+        if (grantIndex && !(await kv.addToOpenSet(grantIndex, key, ttl))) throw grantRevoked();
+        await kv.putRecord(key, box.sealJson(payload, key), ttl);
         const side: Promise<void>[] = [];
-        if (payload.grantId) side.push(kv.addToSet(keys.grant(payload.grantId), key, expiresIn || undefined));
-        if (payload.userCode) side.push(kv.set(keys.userCode(payload.userCode), key, expiresIn || undefined));
-        if (payload.uid) side.push(kv.set(keys.sessionUid(payload.uid), key, expiresIn || undefined));
+        if (payload.userCode) side.push(kv.set(keys.userCode(payload.userCode), key, ttl));
+        if (payload.uid) side.push(kv.set(keys.sessionUid(payload.uid), key, ttl));
         await Promise.all(side);
+        if (grantIndex && (await kv.isSetClosed(grantIndex))) {
+          await kv.del(key);
+          throw grantRevoked();
+        }
       });
     }
 
@@ -70,37 +87,56 @@ export function createAdapterClass({ kv, keys, box }: AdapterDeps) {
       return payload?.userCode === userCode ? payload : undefined;
     }
 
+    /**
+     * Marks the record consumed inside its sealed value (a marker beside it could be deleted to
+     * make a spent token work again), swapped in atomically: of two concurrent redemptions exactly
+     * one wins; the other is the replay it is and revokes the whole grant.
+     */
     async consume(id: string): Promise<void> {
       const key = keys.model(this.name, id);
-      const result = await guarded(() => kv.consumeRecord(key, Math.floor(Date.now() / 1000)));
-      if (result === 'already-consumed' && CONSUMABLE.has(this.name)) {
-        // Lost a race with another instance redeeming the same code or refresh token: treat it as
-        // the replay it is and revoke everything the grant issued.
-        const payload = await this.#read(key);
-        if (payload?.grantId) await this.revokeByGrantId(payload.grantId);
-        throw new errors.InvalidGrant('grant request is invalid');
-      }
+      await guarded(async () => {
+        const record = await kv.getRecord(key);
+        if (!record) return;
+        const payload = open(record, key);
+        let replayed = payload.consumed !== undefined;
+        if (!replayed) {
+          const spent = box.sealJson({ ...payload, consumed: Math.floor(Date.now() / 1000) }, key);
+          replayed = (await kv.replaceRecord(key, record.sealed, spent)) === 'changed';
+        }
+        if (replayed && CONSUMABLE.has(this.name)) {
+          if (payload.grantId) await this.revokeByGrantId(payload.grantId);
+          throw new errors.InvalidGrant('grant request is invalid');
+        }
+      });
     }
 
     async destroy(id: string): Promise<void> {
       await guarded(() => kv.del(keys.model(this.name, id)));
     }
 
+    /** Everything the grant issued, and the grant itself; its index stays closed for a while. */
     async revokeByGrantId(grantId: string): Promise<void> {
-      const index = keys.grant(grantId);
       await guarded(async () => {
-        const members = await kv.setMembers(index);
+        const members = await kv.closeSet(keys.grant(grantId), CLOSED_GRANT_SECONDS);
         // One command per key: members hash to different Cluster slots.
-        await Promise.all(members.map((member) => kv.del(member)));
-        await kv.del(index);
+        await Promise.all([...members, keys.model('Grant', grantId)].map((member) => kv.del(member)));
       });
     }
 
     async #read(key: string): Promise<AdapterPayload | undefined> {
       const record = await guarded(() => kv.getRecord(key));
-      if (!record) return undefined;
-      const payload = box.openJson<AdapterPayload>(record.sealed, key);
-      return record.consumed === undefined ? payload : { ...payload, consumed: record.consumed };
+      return record && open(record, key);
     }
   };
+
+  function open(record: StoredRecord, key: string): AdapterPayload {
+    const payload = box.openJson<AdapterPayload>(record.sealed, key);
+    return record.legacyConsumed === undefined || payload.consumed !== undefined
+      ? payload
+      : { ...payload, consumed: record.legacyConsumed };
+  }
+}
+
+function grantRevoked() {
+  return new errors.InvalidGrant('the grant has been revoked');
 }

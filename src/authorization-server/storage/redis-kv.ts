@@ -1,11 +1,34 @@
 import type { RedisOptions } from 'ioredis';
 import { connectRedis, delay, type RedisConnection } from '../../shared/redis.ts';
-import type { ConsumeResult, Kv, StoredRecord } from './kv.ts';
+import type { Kv, ReplaceResult, StoredRecord } from './kv.ts';
 
-/** Marks a record consumed only if it exists and is not consumed yet (one key: Cluster-safe). */
-const CONSUME = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-return redis.call('HSETNX', KEYS[1], 'c', ARGV[1])`;
+/** Swaps a record's sealed value only while it is the expected one (one key: Cluster-safe). */
+const REPLACE_RECORD = `
+local current = redis.call('HGET', KEYS[1], 'p')
+if current == false then return -1 end
+if current ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'p', ARGV[2])
+return 1`;
+
+/** The member that marks a set closed; no key name starts with '!'. */
+const CLOSED = '!closed';
+
+const ADD_TO_OPEN_SET = `
+if redis.call('SISMEMBER', KEYS[1], '${CLOSED}') == 1 then return 0 end
+redis.call('SADD', KEYS[1], ARGV[1])
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then
+  local current = redis.call('TTL', KEYS[1])
+  if current < ttl then redis.call('EXPIRE', KEYS[1], ttl) end
+end
+return 1`;
+
+const CLOSE_SET = `
+local members = redis.call('SMEMBERS', KEYS[1])
+redis.call('DEL', KEYS[1])
+redis.call('SADD', KEYS[1], '${CLOSED}')
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return members`;
 
 /** Adds a member and extends, never shortens, the set's life. */
 const ADD_TO_SET = `
@@ -56,12 +79,12 @@ export class RedisKv implements Kv {
   async getRecord(key: string): Promise<StoredRecord | undefined> {
     const hash = await this.client.hgetall(key);
     if (!hash.p) return undefined;
-    return { sealed: hash.p, consumed: hash.c === undefined ? undefined : Number(hash.c) };
+    return { sealed: hash.p, legacyConsumed: hash.c === undefined ? undefined : Number(hash.c) };
   }
 
-  async consumeRecord(key: string, at: number): Promise<ConsumeResult> {
-    const result = Number(await this.client.eval(CONSUME, 1, key, String(at)));
-    return result === 1 ? 'consumed' : result === 0 ? 'already-consumed' : 'missing';
+  async replaceRecord(key: string, expected: string, next: string): Promise<ReplaceResult> {
+    const result = Number(await this.client.eval(REPLACE_RECORD, 1, key, expected, next));
+    return result === 1 ? 'replaced' : result === 0 ? 'changed' : 'missing';
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -105,7 +128,20 @@ export class RedisKv implements Kv {
   }
 
   async setMembers(key: string): Promise<string[]> {
-    return this.client.smembers(key);
+    return (await this.client.smembers(key)).filter((member) => member !== CLOSED);
+  }
+
+  async addToOpenSet(key: string, member: string, ttlSeconds?: number): Promise<boolean> {
+    return Number(await this.client.eval(ADD_TO_OPEN_SET, 1, key, member, String(ttlSeconds ?? 0))) === 1;
+  }
+
+  async closeSet(key: string, ttlSeconds: number): Promise<string[]> {
+    const members = (await this.client.eval(CLOSE_SET, 1, key, String(ttlSeconds))) as string[];
+    return members.filter((member) => member !== CLOSED);
+  }
+
+  async isSetClosed(key: string): Promise<boolean> {
+    return (await this.client.sismember(key, CLOSED)) === 1;
   }
 
   async indexByExpiry(key: string, member: string, expiresAt: number): Promise<void> {

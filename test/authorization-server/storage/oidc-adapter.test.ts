@@ -135,7 +135,60 @@ test('revokeByGrantId removes every token of the grant and nothing else', async 
 
   for (const [model, jti] of Object.entries(ids)) t.is(await new Adapter(model).find(jti), undefined, model);
   t.truthy(await new Adapter('AccessToken').find(survivor));
-  t.is(await redis.exists(keys.grant(grantId)), 0);
+  t.deepEqual(await kvs[0]?.setMembers(keys.grant(grantId)), []);
+  t.true(await kvs[0]?.isSetClosed(keys.grant(grantId)), 'the revoked grant stays closed');
+});
+
+test('issue 9 #2: a token saved after its grant was revoked is refused, never stored', async (t) => {
+  const Adapter = adapterClass();
+  const grantId = id();
+  const refresh = id();
+  await new Adapter('AccessToken').revokeByGrantId(grantId);
+  await t.throwsAsync(
+    new Adapter('RefreshToken').upsert(refresh, { jti: refresh, kind: 'RefreshToken', grantId }, 60),
+    { message: 'invalid_grant' },
+  );
+  t.is(await new Adapter('RefreshToken').find(refresh), undefined);
+});
+
+test('issue 9 #2: revoking a grant wins over a concurrent save on another instance, at any timing', async (t) => {
+  const [first, second] = [adapterClass(kvs[0]), adapterClass(kvs[1])];
+  for (let trial = 0; trial < 40; trial++) {
+    const grantId = id();
+    const refresh = id();
+    const save = new first('RefreshToken').upsert(
+      refresh,
+      { jti: refresh, kind: 'RefreshToken', grantId },
+      60,
+    );
+    // Start the revocation a few event-loop turns later trial by trial, across the save's steps.
+    const revoke = (async () => {
+      for (let turn = 0; turn < trial % 5; turn++) await new Promise(setImmediate);
+      await new second('AccessToken').revokeByGrantId(grantId);
+    })();
+    await Promise.allSettled([save, revoke]);
+    t.is(
+      await new first('RefreshToken').find(refresh),
+      undefined,
+      `trial ${trial}: a token outlived its grant`,
+    );
+  }
+});
+
+test('issue 9 #11: deleting or rewriting fields beside the sealed value does not make a spent token work again', async (t) => {
+  const Adapter = adapterClass();
+  const grantId = id();
+  const refresh = id();
+  await new Adapter('RefreshToken').upsert(refresh, { jti: refresh, kind: 'RefreshToken', grantId }, 60);
+  await new Adapter('RefreshToken').consume(refresh);
+  const key = keys.model('RefreshToken', refresh);
+  await redis.hdel(key, 'c', 'consumed');
+  await redis.hset(key, 'c', '');
+  await redis.hdel(key, 'c');
+  const spent = await new Adapter('RefreshToken').find(refresh);
+  t.is(typeof spent?.consumed, 'number', 'the consumed mark is inside the sealed value');
+  await t.throwsAsync(new Adapter('RefreshToken').consume(refresh), { message: 'invalid_grant' });
+  t.is(await new Adapter('RefreshToken').find(refresh), undefined, 'the reuse revoked the grant');
 });
 
 test('destroy removes the record', async (t) => {
