@@ -21,6 +21,7 @@ try {
   fail('invalid configuration', error);
 }
 const logger = createLogger('authorization-server', config.logLevel);
+for (const warning of config.warnings) logger.warn(warning);
 if (!config.redisUrl) {
   logger.warn(
     '!!! REDIS_URL is not set: using an in-process store with demo data. Nothing is shared between instances ' +

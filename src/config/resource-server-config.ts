@@ -2,6 +2,15 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../shared/errors.ts';
 import { PROJECT_ROOT } from './config.ts';
+import {
+  type Env,
+  field,
+  MAX_CLOCK_TOLERANCE_SECONDS,
+  MAX_TOKEN_LIFETIME_SECONDS,
+  readEnv,
+  resolveIssuer,
+  sharedShape,
+} from './fields.ts';
 import type { KeySource } from './secrets.ts';
 
 /**
@@ -62,122 +71,91 @@ export interface ResourceServerConfig {
 
 export { ConfigError };
 
-function invalid(variable: string, reason: string): ConfigError {
-  return new ConfigError(`${variable}: ${reason}`, variable);
-}
+/**
+ * The variables only the resource server reads (see ResourceServerConfig for each one's meaning);
+ * PORT, ISSUER, REDIS_*, LOG_LEVEL and NODE_ENV come from `sharedShape`, as for the AS.
+ */
+const shape = {
+  ...sharedShape,
+  RS_PORT: field.portOrZero.default(4000),
+  RS_AUDIENCE: field.httpUrl.optional(),
+  RS_INTROSPECTION_CLIENT_ID: z.string().optional(),
+  RS_INTROSPECTION_CLIENT_SECRET: z.string().optional(),
+  RS_CLOCK_TOLERANCE_SECONDS: field.seconds
+    .max(MAX_CLOCK_TOLERANCE_SECONDS, `must be at most ${MAX_CLOCK_TOLERANCE_SECONDS} seconds`)
+    .default(5),
+  RS_JWKS_COOLDOWN_SECONDS: field.seconds
+    .max(MAX_TOKEN_LIFETIME_SECONDS, `must be at most ${MAX_TOKEN_LIFETIME_SECONDS} seconds`)
+    .default(1),
+  RS_JWKS_CACHE_MAX_AGE_SECONDS: field.seconds
+    .max(MAX_TOKEN_LIFETIME_SECONDS, `must be at most ${MAX_TOKEN_LIFETIME_SECONDS} seconds`)
+    .default(60),
+  RS_STORE_KEY: z.string().optional(),
+  RS_STORE_KEY_PREVIOUS: z.string().optional(),
+  KEYS_DIR: z.string().optional(),
+};
+type Parsed = z.infer<z.ZodObject<typeof shape>>;
 
-type Env = Record<string, string | undefined>;
-
-const port = z.coerce.number().int().min(0).max(65535);
-const seconds = z.coerce.number().int().min(0).max(86_400);
-const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' });
-const redisUrlSchema = z.url({ protocol: /^rediss?$/ });
-const redisPrefix = z
-  .string()
-  .regex(/^[A-Za-z0-9:_.-]{1,64}$/, 'letters, digits and : _ . - only, at most 64');
-const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
-
-function read<T>(env: Env, variable: string, schema: z.ZodType<T>, fallback: string): T {
-  const raw = env[variable];
-  const value = raw === undefined || raw.trim() === '' ? fallback : raw.trim();
-  const result = schema.safeParse(value);
-  if (!result.success) {
-    throw invalid(variable, `${JSON.stringify(value)} ${result.error.issues[0]?.message ?? 'is invalid'}`);
-  }
-  return result.data;
-}
-
-/** REDIS_URL may carry a password: a bad value is refused without ever being echoed. */
-function readRedisUrl(env: Env): string | undefined {
-  const raw = env.REDIS_URL?.trim();
-  if (!raw) return undefined;
-  if (!redisUrlSchema.safeParse(raw).success) {
-    throw invalid(
-      'REDIS_URL',
-      'must be a redis:// or rediss:// URL (the value is not shown: it may hold a password)',
-    );
-  }
-  return raw;
-}
-
-function readStoreKey(env: Env): KeySource {
-  const keysDir = env.KEYS_DIR?.trim() || join(PROJECT_ROOT, 'keys');
-  const production = env.NODE_ENV === 'production';
-  const value = env.RS_STORE_KEY?.trim() || undefined;
-  if (production && value === undefined) {
-    throw invalid(
-      'RS_STORE_KEY',
-      'required when NODE_ENV=production and REDIS_URL is set (no generated secrets)',
+function readStoreKey(e: Parsed, production: boolean): KeySource {
+  if (production && e.RS_STORE_KEY === undefined) {
+    throw new ConfigError(
+      'RS_STORE_KEY: required when NODE_ENV=production and REDIS_URL is set (no generated secrets)',
     );
   }
   return {
     variable: 'RS_STORE_KEY',
-    value,
-    previousValue: env.RS_STORE_KEY_PREVIOUS?.trim() || undefined,
-    file: join(keysDir, 'rs-store.key'),
+    value: e.RS_STORE_KEY,
+    previousValue: e.RS_STORE_KEY_PREVIOUS,
+    file: join(e.KEYS_DIR ?? join(PROJECT_ROOT, 'keys'), 'rs-store.key'),
     production,
   };
 }
 
-function readIssuer(env: Env): string {
-  const authServerPort = read(env, 'PORT', port, '3000');
-  const issuer = read(env, 'ISSUER', httpUrl, `http://localhost:${authServerPort}`);
-  // OpenID Connect Discovery 1.0 §3: the issuer has no query or fragment.
-  const url = new URL(issuer);
-  if (url.search || url.hash) throw invalid('ISSUER', 'must not contain a query or fragment');
-  // The same normalisation as the authorization server's: discovery's issuer has no trailing slash.
-  return issuer.replace(/\/$/, '');
-}
-
-function readIntrospection(env: Env): ResourceServerConfig['introspection'] {
-  const clientId = env.RS_INTROSPECTION_CLIENT_ID?.trim() || undefined;
-  const clientSecret = env.RS_INTROSPECTION_CLIENT_SECRET || undefined;
+function readIntrospection(e: Parsed): ResourceServerConfig['introspection'] {
+  const clientId = e.RS_INTROSPECTION_CLIENT_ID;
+  const clientSecret = e.RS_INTROSPECTION_CLIENT_SECRET;
   if (clientId === undefined && clientSecret === undefined) return undefined;
-  if (clientId === undefined) throw invalid('RS_INTROSPECTION_CLIENT_ID', 'required with a secret');
+  if (clientId === undefined) throw new ConfigError('RS_INTROSPECTION_CLIENT_ID: required with a secret');
   if (clientSecret === undefined)
-    throw invalid('RS_INTROSPECTION_CLIENT_SECRET', 'required with a client id');
+    throw new ConfigError('RS_INTROSPECTION_CLIENT_SECRET: required with a client id');
   return { clientId, clientSecret };
 }
 
-export function loadResourceServerConfig(env: Env = process.env): ResourceServerConfig {
-  const rsPort = read(env, 'RS_PORT', port, '4000');
-  const issuer = readIssuer(env);
-  const audience = read(env, 'RS_AUDIENCE', httpUrl, `http://localhost:${rsPort}`);
+export function loadResourceServerConfig(source: Env = process.env): ResourceServerConfig {
+  const e = readEnv(source, shape);
+  const production = e.NODE_ENV === 'production';
   const warnings: string[] = [];
-  if (env.NODE_ENV === 'production') {
-    if (!issuer.startsWith('https:'))
-      warnings.push('ISSUER is not https: tokens and discovery travel in clear');
-    if (!audience.startsWith('https:')) warnings.push('RS_AUDIENCE is not https');
-  }
-  const redisUrl = readRedisUrl(env);
-  if (redisUrl === undefined) {
+  const issuer = resolveIssuer(e, production, warnings);
+  const audience = e.RS_AUDIENCE ?? `http://localhost:${e.RS_PORT}`;
+  if (production && !audience.startsWith('https:')) warnings.push('RS_AUDIENCE is not https');
+  if (e.REDIS_URL === undefined) {
     warnings.push(
       'REDIS_URL unset: policies and claims live in this process only (lost on restart, not shared)',
     );
   }
-  const introspection = readIntrospection(env);
+  const introspection = readIntrospection(e);
   if (introspection === undefined) {
     warnings.push('RS_INTROSPECTION_CLIENT_ID/SECRET unset: revoked tokens stay accepted until they expire');
   }
   return {
-    port: rsPort,
+    port: e.RS_PORT,
     issuer,
     audience,
     introspection,
-    clockToleranceSeconds: read(env, 'RS_CLOCK_TOLERANCE_SECONDS', seconds.max(300), '5'),
-    jwksCooldownSeconds: read(env, 'RS_JWKS_COOLDOWN_SECONDS', seconds, '1'),
-    jwksCacheMaxAgeSeconds: read(env, 'RS_JWKS_CACHE_MAX_AGE_SECONDS', seconds, '60'),
-    ...(redisUrl
+    clockToleranceSeconds: e.RS_CLOCK_TOLERANCE_SECONDS,
+    jwksCooldownSeconds: e.RS_JWKS_COOLDOWN_SECONDS,
+    jwksCacheMaxAgeSeconds: e.RS_JWKS_CACHE_MAX_AGE_SECONDS,
+    ...(e.REDIS_URL
       ? {
           redis: {
-            url: redisUrl,
-            prefix: read(env, 'REDIS_PREFIX', redisPrefix, 'idp:'),
-            cluster: read(env, 'REDIS_CLUSTER', z.stringbool(), 'false'),
-            storeKey: readStoreKey(env),
+            url: e.REDIS_URL,
+            prefix: e.REDIS_PREFIX,
+            cluster: e.REDIS_CLUSTER,
+            storeKey: readStoreKey(e, production),
           },
         }
       : {}),
-    logLevel: read(env, 'LOG_LEVEL', logLevel, 'info'),
+    logLevel: e.LOG_LEVEL,
     warnings,
   };
 }

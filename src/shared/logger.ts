@@ -6,7 +6,8 @@ import { pino } from 'pino';
  */
 export type Logger = pino.Logger;
 
-export function createLogger(name: string, level = process.env.LOG_LEVEL ?? 'info'): Logger {
+/** `level` comes from the validated config (LOG_LEVEL); before the config is read, `info`. */
+export function createLogger(name: string, level = 'info'): Logger {
   return pino({
     name,
     level,

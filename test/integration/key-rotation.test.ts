@@ -7,7 +7,7 @@ import {
   type SigningKey,
 } from '../../src/authorization-server/keys/signing-key-ring.ts';
 import { KeyRingStore } from '../../src/authorization-server/storage/key-ring-store.ts';
-import { MAX_SIGNED_TOKEN_LIFETIME_SECONDS } from '../../src/authorization-server/storage/store.ts';
+import { MAX_TOKEN_LIFETIME_SECONDS } from '../../src/config/fields.ts';
 import { type RunningAuthServer, startAuthServer, testSecrets } from '../support/auth-server.ts';
 import { cliJson, runCli } from '../support/cli.ts';
 import { connectRedis, deletePrefix, dumpPrefix, testPrefix } from '../support/redis.ts';
@@ -344,7 +344,7 @@ test.serial('no private key material in the clear in Redis or in KEYS_DIR', asyn
 const ringLater = (server: RunningAuthServer, aheadSeconds: number) =>
   new KeyRingStore(server.store.kv, server.store.keys, server.store.box, server.store.feed, {
     algs: families(server.config.accessTokenAlg),
-    maxTokenLifetimeSeconds: MAX_SIGNED_TOKEN_LIFETIME_SECONDS,
+    maxTokenLifetimeSeconds: MAX_TOKEN_LIFETIME_SECONDS,
     now: () => new Date(Date.now() + aheadSeconds * 1000),
     tokens: server.store.jwtTokens,
   });

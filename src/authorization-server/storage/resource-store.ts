@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_TOKEN_LIFETIME_SECONDS } from '../../config/fields.ts';
 import { InvalidInputError, NotFoundError } from '../../shared/errors.ts';
 import type { Kv } from './kv.ts';
 import type { KeyNames } from './redis-keys.ts';
@@ -32,7 +33,7 @@ const resourceInput = z.object({
         ),
     )
     .min(1, 'at least one scope'),
-  token_ttl: z.number().int().min(1).max(86_400).optional(),
+  token_ttl: z.number().int().min(1).max(MAX_TOKEN_LIFETIME_SECONDS).optional(),
 });
 
 export function parseScope(scope: string): string[] {

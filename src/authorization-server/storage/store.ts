@@ -1,4 +1,5 @@
 import type { Config } from '../../config/config.ts';
+import { MAX_TOKEN_LIFETIME_SECONDS } from '../../config/fields.ts';
 import { loadStoreSecrets, type StoreSecrets } from '../../config/secrets.ts';
 import { loadDataKeys, SealedBox } from '../../shared/sealing/index.ts';
 import { families } from '../keys/signing-key-ring.ts';
@@ -14,9 +15,6 @@ import { KeyNames } from './redis-keys.ts';
 import { RedisKv } from './redis-kv.ts';
 import { ResourceStore } from './resource-store.ts';
 import { UserStore } from './user-store.ts';
-
-/** The longest a signed token (access or ID token) lives: a retired key is kept in the JWKS that long. */
-export const MAX_SIGNED_TOKEN_LIFETIME_SECONDS = 86_400;
 
 /** Everything stateful, wired once: the servers and the CLI open the same store the same way. */
 export interface Store {
@@ -62,7 +60,7 @@ export async function openStore(config: Config, kv?: Kv): Promise<Store> {
     users: new UserStore(backend, keys, box),
     keyRing: new KeyRingStore(backend, keys, box, feed, {
       algs: families(config.accessTokenAlg),
-      maxTokenLifetimeSeconds: MAX_SIGNED_TOKEN_LIFETIME_SECONDS,
+      maxTokenLifetimeSeconds: MAX_TOKEN_LIFETIME_SECONDS,
       tokens: jwtTokens,
     }),
     jwtTokens,

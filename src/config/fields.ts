@@ -1,0 +1,116 @@
+import { z } from 'zod';
+import { ConfigError } from '../shared/errors.ts';
+
+/**
+ * The shared field readers of every configuration (authorization server, CLI, resource server):
+ * one schema per kind of value, the variables both servers read, and one constant per limit.
+ * Each config module declares its variables as a zod shape built from these and reads them with
+ * `readEnv`, which names the variable at fault and never echoes its value (it may be a secret).
+ */
+
+/** The longest a signed token (access or ID token) may live; a retired key stays in the JWKS this long. */
+export const MAX_TOKEN_LIFETIME_SECONDS = 86_400;
+/** The most clock skew a resource server may forgive when checking exp, nbf and iat. */
+export const MAX_CLOCK_TOLERANCE_SECONDS = 300;
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export const LOOPBACK_HOSTS: readonly string[] = ['localhost', '127.0.0.1', '[::1]'];
+
+export const field = {
+  /** A TCP port to listen on. */
+  port: z.coerce
+    .number({ error: 'must be a port number' })
+    .int('must be a port number')
+    .min(1, 'must be a port number (1-65535)')
+    .max(65535, 'must be a port number (1-65535)'),
+  /** A TCP port, or 0 for any free one (tests). */
+  portOrZero: z.coerce
+    .number({ error: 'must be a port number' })
+    .int('must be a port number')
+    .min(0, 'must be a port number (0-65535)')
+    .max(65535, 'must be a port number (0-65535)'),
+  /** Whole seconds, zero or more. */
+  seconds: z.coerce
+    .number({ error: 'must be a whole number of seconds' })
+    .int('must be a whole number of seconds')
+    .min(0, 'must not be negative'),
+  httpUrl: z.url({ protocol: /^https?$/, error: 'must be an absolute http:// or https:// URL' }),
+  redisUrl: z.url({
+    protocol: /^rediss?$/,
+    error: 'must be a redis:// URL, or rediss:// for TLS (for example redis://127.0.0.1:6379)',
+  }),
+  redisPrefix: z
+    .string()
+    .regex(/^[A-Za-z0-9:_.-]{1,64}$/, 'letters, digits and : _ . - only, at most 64 characters'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+    error: 'must be one of fatal, error, warn, info, debug, trace, silent',
+  }),
+  bool: z.stringbool({ error: 'must be true or false' }),
+  nodeEnv: z.enum(['development', 'production', 'test'], {
+    error: 'must be development, production or test',
+  }),
+};
+
+/**
+ * Variables both servers read, with the same defaults and rules. Their README rows are in the
+ * authorization server's table; the resource server's table refers to them.
+ */
+export const sharedShape = {
+  /** `production` turns unsafe development defaults into refusals. */
+  NODE_ENV: field.nodeEnv.default('development'),
+  /** The authorization server's port; also the default issuer's port. */
+  PORT: field.port.default(3000),
+  /** The authorization server's issuer identifier; default http://localhost:$PORT. */
+  ISSUER: field.httpUrl.optional(),
+  /** redis:// or rediss:// (TLS). Unset: in-process state (refused by the AS in production). */
+  REDIS_URL: field.redisUrl.optional(),
+  /** REDIS_URL is a seed node of a Redis Cluster. */
+  REDIS_CLUSTER: field.bool.default(false),
+  /** Key prefix, so several deployments or test runs share one Redis. */
+  REDIS_PREFIX: field.redisPrefix.default('idp:'),
+  /** pino level. */
+  LOG_LEVEL: field.logLevel.default('info'),
+};
+
+/**
+ * Parses the variables of `shape` out of `source` (empty values count as unset). Throws a
+ * ConfigError naming the first variable at fault.
+ */
+export function readEnv<Shape extends z.ZodRawShape>(source: Env, shape: Shape): z.infer<z.ZodObject<Shape>> {
+  const present = Object.fromEntries(
+    Object.keys(shape).flatMap((name) => {
+      const value = source[name]?.trim();
+      return value ? [[name, value]] : [];
+    }),
+  );
+  const parsed = z.object(shape).safeParse(present);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const variable = String(issue?.path[0] ?? 'environment');
+    throw new ConfigError(`${variable}: ${issue?.message ?? 'is invalid'}`, variable);
+  }
+  return parsed.data;
+}
+
+/**
+ * The issuer both servers agree on: ISSUER or http://localhost:$PORT, without a trailing slash
+ * (discovery's form), never with a query or fragment (RFC 8414 §2). In production it must be
+ * https, localhost aside (a TLS-terminating proxy on the same host); that exception is warned about.
+ */
+export function resolveIssuer(
+  env: { ISSUER?: string | undefined; PORT: number },
+  production: boolean,
+  warnings: string[],
+): string {
+  const issuer = (env.ISSUER ?? `http://localhost:${env.PORT}`).replace(/\/$/, '');
+  const url = new URL(issuer);
+  if (url.search || url.hash)
+    throw new ConfigError('ISSUER: must not carry a query or fragment (RFC 8414 §2)');
+  if (production && url.protocol !== 'https:') {
+    if (!LOOPBACK_HOSTS.includes(url.hostname))
+      throw new ConfigError('ISSUER: must be https when NODE_ENV=production');
+    warnings.push('ISSUER is plain http on localhost: tokens and discovery travel in clear off this host');
+  }
+  return issuer;
+}
