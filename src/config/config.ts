@@ -5,6 +5,7 @@ import {
   field,
   MAX_TOKEN_LIFETIME_SECONDS,
   readEnv,
+  requireRedisForWorkers,
   resolveIssuer,
   type Env as Source,
   sharedShape,
@@ -87,6 +88,7 @@ export interface Config {
   logLevel: Env['LOG_LEVEL'];
   /** Loud warnings about unsafe settings that are allowed, for main.ts to log at start. */
   warnings: readonly string[];
+  workers: number;
 }
 
 /** Reads and validates the environment once; throws ConfigError naming the variable at fault. */
@@ -101,6 +103,7 @@ export function loadConfig(source: Source = process.env): Config {
     if (!e.STORE_KEY)
       throw new ConfigError('STORE_KEY: required when NODE_ENV=production (no generated secrets)');
   }
+  requireRedisForWorkers(e);
   return {
     env: e.NODE_ENV,
     production,
@@ -123,5 +126,6 @@ export function loadConfig(source: Source = process.env): Config {
     trustProxy: e.TRUST_PROXY,
     logLevel: e.LOG_LEVEL,
     warnings,
+    workers: e.WORKERS,
   };
 }

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from '../shared/errors.ts';
 
@@ -47,6 +48,12 @@ export const field = {
     error: 'must be one of fatal, error, warn, info, debug, trace, silent',
   }),
   bool: z.stringbool({ error: 'must be true or false' }),
+  /** A process count from 1 to 256, or `auto` for one per CPU. */
+  workers: z
+    .string()
+    .regex(/^(auto|[1-9][0-9]{0,2})$/, 'must be a number from 1 to 256, or auto')
+    .transform((value) => (value === 'auto' ? availableParallelism() : Number(value)))
+    .refine((count) => count <= 256, 'must be a number from 1 to 256, or auto'),
   nodeEnv: z.enum(['development', 'production', 'test'], {
     error: 'must be development, production or test',
   }),
@@ -71,7 +78,17 @@ export const sharedShape = {
   REDIS_PREFIX: field.redisPrefix.default('idp:'),
   /** pino level. */
   LOG_LEVEL: field.logLevel.default('info'),
+  /** Processes serving requests, a Node cluster sharing the port; `auto`: one per CPU. */
+  WORKERS: field.workers.default(1),
 };
+
+/** Workers share state through Redis only: the in-process store would differ per worker. */
+export function requireRedisForWorkers(env: { WORKERS: number; REDIS_URL?: string | undefined }): void {
+  if (env.WORKERS > 1 && !env.REDIS_URL)
+    throw new ConfigError(
+      'WORKERS: more than one worker needs REDIS_URL (workers share state through Redis only)',
+    );
+}
 
 /**
  * Parses the variables of `shape` out of `source` (empty values count as unset). Throws a

@@ -8,6 +8,7 @@ import {
   MAX_CLOCK_TOLERANCE_SECONDS,
   MAX_TOKEN_LIFETIME_SECONDS,
   readEnv,
+  requireRedisForWorkers,
   resolveIssuer,
   sharedShape,
 } from './fields.ts';
@@ -65,6 +66,11 @@ export interface ResourceServerConfig {
   };
   /** LOG_LEVEL, default info. One of pino's levels; `silent` turns logging off. */
   readonly logLevel: string;
+  /**
+   * WORKERS, default 1; `auto`: one process per CPU. Processes serving requests, a Node cluster sharing
+   * RS_PORT. More than one needs REDIS_URL (the in-process store would differ per worker).
+   */
+  readonly workers: number;
   /** Loud warnings about unsafe settings, for main.ts to log at start. */
   readonly warnings: readonly string[];
 }
@@ -133,6 +139,7 @@ export function loadResourceServerConfig(source: Env = process.env): ResourceSer
       'REDIS_URL unset: policies and claims live in this process only (lost on restart, not shared)',
     );
   }
+  requireRedisForWorkers(e);
   const introspection = readIntrospection(e);
   if (introspection === undefined) {
     warnings.push('RS_INTROSPECTION_CLIENT_ID/SECRET unset: revoked tokens stay accepted until they expire');
@@ -156,6 +163,7 @@ export function loadResourceServerConfig(source: Env = process.env): ResourceSer
         }
       : {}),
     logLevel: e.LOG_LEVEL,
+    workers: e.WORKERS,
     warnings,
   };
 }

@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import { ConfigError, loadResourceServerConfig } from '../config/resource-server-config.ts';
 import { loadKeyEncryptionKey } from '../config/secrets.ts';
+import { servesRequests, superviseWorkers } from '../shared/cluster.ts';
 import { createLogger } from '../shared/logger.ts';
 import { connectRedis, delay } from '../shared/redis.ts';
 import { buildResourceServerApp, createBearerAuthFromConfig } from './app.ts';
@@ -30,70 +31,83 @@ const config = loadConfigOrExit();
 const logger = createLogger('resource-server', config.logLevel);
 for (const warning of config.warnings) logger.warn(warning);
 
-function openRepository() {
-  if (!config.redis) return { repository: createInMemoryInsuranceRepository(), redis: undefined };
-  let storeKey: ReturnType<typeof loadKeyEncryptionKey>;
-  try {
-    storeKey = loadKeyEncryptionKey(config.redis.storeKey);
-  } catch (error) {
-    exitOnConfigError(error);
+// WORKERS > 1: this process supervises a Node cluster of workers sharing RS_PORT, each running
+// serve() below; policies and claims are shared through Redis only.
+if (servesRequests(config.workers)) serve();
+else superviseWorkers(config.workers, logger);
+
+function serve(): void {
+  function openRepository() {
+    if (!config.redis) return { repository: createInMemoryInsuranceRepository(), redis: undefined };
+    let storeKey: ReturnType<typeof loadKeyEncryptionKey>;
+    try {
+      storeKey = loadKeyEncryptionKey(config.redis.storeKey);
+    } catch (error) {
+      exitOnConfigError(error);
+    }
+    if (storeKey.source === 'generated') {
+      logger.warn(
+        { file: config.redis.storeKey.file },
+        'RS_STORE_KEY unset: generated a development key file',
+      );
+    }
+    const redis = connectRedis(config.redis.url, { cluster: config.redis.cluster });
+    const repository = createRedisInsuranceRepository(redis, config.redis.prefix, storeKey);
+    // A wrong RS_STORE_KEY stops the server at once; Redis being away only delays loading the data keys.
+    repository.open().catch((error: unknown) => {
+      if (error instanceof ConfigError) exitOnConfigError(error);
+      logger.warn({ err: error }, 'Redis not reachable yet: the data keys load on the first request');
+    });
+    return { repository, redis };
   }
-  if (storeKey.source === 'generated') {
-    logger.warn({ file: config.redis.storeKey.file }, 'RS_STORE_KEY unset: generated a development key file');
+  const { repository, redis } = openRepository();
+
+  const bearerAuth = createBearerAuthFromConfig({ config, logger });
+  const app = buildResourceServerApp({ config, logger, bearerAuth, repository });
+  const server = createServer(
+    { requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 },
+    app.callback(),
+  );
+  server.keepAliveTimeout = 5_000;
+
+  server.listen(config.port, () => {
+    const address = server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : config.port;
+    logger.info({ port, issuer: config.issuer, audience: config.audience }, 'resource server listening');
+    // Not required (discovery is lazy and retried), but tells the operator at once whether the AS answers.
+    void bearerAuth.warmUp().then((reachable) => {
+      if (reachable) logger.info({ issuer: config.issuer }, 'authorization server discovered');
+      else
+        logger.warn(
+          { issuer: config.issuer },
+          'authorization server not reachable yet; will retry on demand',
+        );
+    });
+  });
+
+  let shuttingDown = false;
+  function shutDown(signal: NodeJS.Signals): void {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
+    server.close((error) => {
+      if (error) logger.error({ err: error }, 'error while closing the server');
+      void closeRedis().finally(() => process.exit(error ? 1 : 0));
+    });
+    server.closeIdleConnections();
+    setTimeout(() => {
+      logger.warn('in-flight requests did not finish in time; closing connections');
+      server.closeAllConnections();
+      process.exit(1);
+    }, SHUTDOWN_GRACE_MS).unref();
   }
-  const redis = connectRedis(config.redis.url, { cluster: config.redis.cluster });
-  const repository = createRedisInsuranceRepository(redis, config.redis.prefix, storeKey);
-  // A wrong RS_STORE_KEY stops the server at once; Redis being away only delays loading the data keys.
-  repository.open().catch((error: unknown) => {
-    if (error instanceof ConfigError) exitOnConfigError(error);
-    logger.warn({ err: error }, 'Redis not reachable yet: the data keys load on the first request');
-  });
-  return { repository, redis };
+  /** Quits politely, but never waits more than a second for a Redis that may be gone. */
+  async function closeRedis(): Promise<void> {
+    if (!redis) return;
+    await Promise.race([redis.quit().catch(() => {}), delay(1000)]);
+    redis.disconnect();
+  }
+
+  process.on('SIGTERM', shutDown);
+  process.on('SIGINT', shutDown);
 }
-const { repository, redis } = openRepository();
-
-const bearerAuth = createBearerAuthFromConfig({ config, logger });
-const app = buildResourceServerApp({ config, logger, bearerAuth, repository });
-const server = createServer(
-  { requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 },
-  app.callback(),
-);
-server.keepAliveTimeout = 5_000;
-
-server.listen(config.port, () => {
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : config.port;
-  logger.info({ port, issuer: config.issuer, audience: config.audience }, 'resource server listening');
-  // Not required (discovery is lazy and retried), but tells the operator at once whether the AS answers.
-  void bearerAuth.warmUp().then((reachable) => {
-    if (reachable) logger.info({ issuer: config.issuer }, 'authorization server discovered');
-    else
-      logger.warn({ issuer: config.issuer }, 'authorization server not reachable yet; will retry on demand');
-  });
-});
-
-let shuttingDown = false;
-function shutDown(signal: NodeJS.Signals): void {
-  if (shuttingDown) return;
-  shuttingDown = true;
-  logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
-  server.close((error) => {
-    if (error) logger.error({ err: error }, 'error while closing the server');
-    void closeRedis().finally(() => process.exit(error ? 1 : 0));
-  });
-  server.closeIdleConnections();
-  setTimeout(() => {
-    logger.warn('in-flight requests did not finish in time; closing connections');
-    server.closeAllConnections();
-    process.exit(1);
-  }, SHUTDOWN_GRACE_MS).unref();
-}
-/** Quits politely, but never waits more than a second for a Redis that may be gone. */
-async function closeRedis(): Promise<void> {
-  if (!redis) return;
-  await Promise.race([redis.quit().catch(() => {}), delay(1000)]);
-  redis.disconnect();
-}
-
-process.on('SIGTERM', shutDown);
-process.on('SIGINT', shutDown);
