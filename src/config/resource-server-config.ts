@@ -46,7 +46,13 @@ export interface ResourceServerConfig {
    * quickly, yet garbage `kid`s cannot make this server hammer the AS.
    */
   readonly jwksCooldownSeconds: number;
-  /** RS_JWKS_CACHE_MAX_AGE_SECONDS, default 60. The JWKS is refetched after this long even without a miss, so a key dropped by an emergency rotation stops verifying within a minute. */
+  /**
+   * RS_JWKS_CACHE_MAX_AGE_SECONDS, default 60. The longest the JWKS is used before it must be fetched
+   * again. The JWKS response's `Cache-Control: max-age` shortens it (at least 1 s): the authorization
+   * server sends 5 s, so a key dropped by `keys rotate --now` stops verifying here within about 10 s
+   * (the AS instances' own reload, up to 5 s, plus max-age). Past max-age the set is refreshed in the
+   * background and still used meanwhile, up to this bound (so a brief AS outage costs no 503s).
+   */
   readonly jwksCacheMaxAgeSeconds: number;
   /**
    * REDIS_URL / REDIS_PREFIX / REDIS_CLUSTER, as for the authorization server. Set: policies and
@@ -64,6 +70,11 @@ export interface ResourceServerConfig {
     readonly cluster: boolean;
     readonly storeKey: KeySource;
   };
+  /**
+   * RS_REQUEST_LOG_SAMPLE, default 100. One successful request in this many gets a request log line
+   * (the first always does); errors and refusals (status >= 400) are always logged. 1 logs every request.
+   */
+  readonly requestLogSampleEvery: number;
   /** LOG_LEVEL, default info. One of pino's levels; `silent` turns logging off. */
   readonly logLevel: string;
   /**
@@ -94,8 +105,15 @@ const shape = {
     .max(MAX_TOKEN_LIFETIME_SECONDS, `must be at most ${MAX_TOKEN_LIFETIME_SECONDS} seconds`)
     .default(1),
   RS_JWKS_CACHE_MAX_AGE_SECONDS: field.seconds
+    .min(1, 'must be at least 1 second')
     .max(MAX_TOKEN_LIFETIME_SECONDS, `must be at most ${MAX_TOKEN_LIFETIME_SECONDS} seconds`)
     .default(60),
+  RS_REQUEST_LOG_SAMPLE: z.coerce
+    .number({ error: 'must be a whole number (1: log every request)' })
+    .int('must be a whole number (1: log every request)')
+    .min(1, 'must be at least 1 (1: log every request)')
+    .max(1_000_000, 'must be at most 1000000')
+    .default(100),
   RS_STORE_KEY: z.string().optional(),
   RS_STORE_KEY_PREVIOUS: z.string().optional(),
   KEYS_DIR: z.string().optional(),
@@ -162,6 +180,7 @@ export function loadResourceServerConfig(source: Env = process.env): ResourceSer
           },
         }
       : {}),
+    requestLogSampleEvery: e.RS_REQUEST_LOG_SAMPLE,
     logLevel: e.LOG_LEVEL,
     workers: e.WORKERS,
     warnings,

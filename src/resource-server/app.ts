@@ -173,7 +173,7 @@ export function buildResourceServerApp(deps: ResourceServerDeps): Koa {
 
   const app = new Koa();
   app.on('error', (error: unknown) => deps.logger.error({ err: error }, 'unhandled koa error'));
-  app.use(logRequests(deps.logger));
+  app.use(logRequests(deps.logger, { sampleEvery: deps.config.requestLogSampleEvery }));
   app.use(setSecurityHeaders);
   app.use(handleErrors(deps.logger));
   app.use(answerUnrouted);

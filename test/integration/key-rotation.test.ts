@@ -373,3 +373,37 @@ test.serial(
     }
   },
 );
+
+test.serial(
+  'issue 9 finding 13: after `keys rotate --now` a running RS refuses the dropped key within seconds (JWKS Cache-Control)',
+  async (t) => {
+    // The AS tells resource servers to keep its JWKS briefly, on every path variant its router accepts.
+    for (const path of ['/jwks', '/JWKS', '/jwks/']) {
+      const response = await fetch(`${base(a)}${path}`);
+      t.is(response.status, 200, path);
+      const maxAge = Number(/max-age=(\d+)/.exec(response.headers.get('cache-control') ?? '')?.[1]);
+      t.true(maxAge > 0 && maxAge <= 5, `${path}: ${response.headers.get('cache-control')}`);
+    }
+
+    // A resource server as shipped, that has just fetched the JWKS and verified (and cached) a token.
+    const running = await freshResourceServer();
+    const leakedToken = await m2mToken(a);
+    const leakedKid = kidOf(leakedToken);
+    t.is((await report(leakedToken, running)).status, 200);
+    t.is((await report(leakedToken, running)).status, 200, 'served again (from the verified-token cache)');
+
+    const rotated = await runCli(['keys', 'rotate', '--now', '--json'], cliEnv);
+    t.is(rotated.code, 0, rotated.stderr);
+    const started = Date.now();
+    t.true(
+      await eventually(async () => (await report(leakedToken, running)).status === 401, 12_000, 100),
+      'the running RS refuses the dropped key within 12 s (AS reload + JWKS max-age)',
+    );
+    t.log(`refused ${Date.now() - started} ms after the rotation command returned`);
+    t.false((await jwksKids(a)).includes(leakedKid));
+    const refused = await report(leakedToken, running);
+    t.is(refused.json.error, 'invalid_token');
+    t.true(await bothSignWith(kidOf(await m2mToken(a))));
+    t.is((await report(await m2mToken(b), running)).status, 200, 'tokens under the new key verify');
+  },
+);

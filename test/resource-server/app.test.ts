@@ -96,3 +96,29 @@ test('an anonymous caller learns nothing from its body: 401 before the JSON is e
   t.is(response.status, 401);
   t.notRegex(response.headers.get('www-authenticate') ?? '', /error=/);
 });
+
+test('request logs are sampled for successes (RS_REQUEST_LOG_SAMPLE); errors and refusals are always logged', async (t) => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(JSON.parse(String(chunk)));
+        done();
+      },
+    }),
+  );
+  const sampled = await serve(
+    buildResourceServerApp({ config: testConfig(issuer, { RS_REQUEST_LOG_SAMPLE: '5' }), logger }),
+  );
+  t.teardown(() => sampled.close());
+  for (let i = 0; i < 10; i++) t.is((await call(`${sampled.url}/health`)).status, 200);
+  for (let i = 0; i < 3; i++) t.is((await call(`${sampled.url}/policies`)).status, 401);
+  const requests = lines.filter((line) => line.msg === 'request');
+  t.is(requests.filter((line) => line.status === 200).length, 2, 'the 1st and the 6th success');
+  t.like(
+    requests.find((line) => line.status === 200),
+    { path: '/health', sampled: 5 },
+  );
+  t.is(requests.filter((line) => line.status === 401).length, 3);
+});

@@ -7,6 +7,7 @@ import { publicJwk } from '../keys/signing-key-ring.ts';
 import type { Store } from '../storage/store.ts';
 import { type ProviderPages, type ProviderSnapshot, providerConfiguration } from './configuration.ts';
 import { discoveryScopes } from './discovery-scopes.ts';
+import { jwksCacheControl } from './jwks-cache-control.ts';
 import { jwtTokenRegistryBridge } from './jwt-token-registry.ts';
 import { rfc6749ErrorCodes } from './rfc6749-error-codes.ts';
 import { tokenResponseScope } from './token-response-scope.ts';
@@ -98,6 +99,7 @@ export class ProviderHost {
     provider.use(rfc6749ErrorCodes);
     provider.use(tokenResponseScope);
     provider.use(discoveryScopes(store.resources));
+    provider.use(jwksCacheControl);
     provider.use(
       jwtTokenRegistryBridge(
         store.keys,
