@@ -14,6 +14,8 @@ export interface AuthorizationServerDeps {
   logger: Logger;
   /** A storage backend to use instead of the one config names (tests of a store fault). */
   kv?: Kv;
+  /** Epoch milliseconds for TOTP checks (tests of codes at a chosen time). */
+  clock?: () => number;
 }
 
 export interface AuthorizationServer {
@@ -34,14 +36,14 @@ export interface AuthorizationServer {
  */
 export async function buildAuthorizationServer(
   config: Config,
-  { logger, kv }: AuthorizationServerDeps,
+  { logger, kv, clock }: AuthorizationServerDeps,
 ): Promise<AuthorizationServer> {
   const store = await openStore(config, kv);
   try {
     const views = createViews(config.issuer);
     const host = new ProviderHost({ config, store, logger, pages: createProviderPages(views) });
     await host.start();
-    const interactions = createInteractions({ config, store, logger, views, host });
+    const interactions = createInteractions({ config, store, logger, views, host, clock });
     if (!config.redisUrl) await interactions.seedDemoData?.();
 
     const app = buildApp({ config, store, host, logger, routers: interactions.routers });

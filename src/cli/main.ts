@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { Command, Option } from 'commander';
 import { summarize } from '../authorization-server/keys/signing-key-ring.ts';
+import { TotpFactor } from '../authorization-server/second-factor/totp-factor.ts';
 import { AUTH_METHODS, type AuthMethod, type Grant } from '../authorization-server/storage/client-store.ts';
 import { parseScope } from '../authorization-server/storage/resource-store.ts';
 import { openStore, type Store } from '../authorization-server/storage/store.ts';
@@ -145,6 +146,7 @@ clients
   .addOption(new Option('--auth-method <method>', 'token endpoint authentication').choices(AUTH_METHODS))
   .option('--jwks-file <file>', "JSON Web Key Set with the client's public keys (private_key_jwt)")
   .option('--first-party', 'a first-party client: no consent page')
+  .option('--require-mfa', 'every sign-in for this client needs a second factor')
   .option('--json', 'print JSON')
   .action(
     run(
@@ -160,6 +162,7 @@ clients
           authMethod?: AuthMethod;
           jwksFile?: string;
           firstParty?: boolean;
+          requireMfa?: boolean;
         },
       ) => {
         let jwks: unknown;
@@ -180,6 +183,7 @@ clients
           authMethod: opts.authMethod,
           jwks,
           firstParty: opts.firstParty,
+          requireMfa: opts.requireMfa,
         });
         const secretLine = created.client_secret
           ? `\nclient_secret: ${created.client_secret} (shown once)`
@@ -272,6 +276,38 @@ users
     run(async (store, email: string) => {
       const user = await store.users.setPassword(email, await readStdin());
       return { json: { sub: user.sub, email: user.email }, text: `password set for ${user.email}` };
+    }),
+  );
+
+const totp = users.command('totp').description("a user's authenticator app (RFC 6238 TOTP)");
+totp
+  .command('enroll <email>')
+  .description(
+    'enrol an authenticator app for a user (replacing any other): prints the secret, its otpauth:// URI and ten recovery codes, once',
+  )
+  .option('--json', 'print JSON')
+  .action(
+    run(async (store, email: string) => {
+      const enrolment = await new TotpFactor(store).enrolByEmail(email);
+      return {
+        json: enrolment,
+        text: `secret: ${enrolment.secret}\notpauth_uri: ${enrolment.otpauth_uri}\nrecovery codes (shown once): ${enrolment.recovery_codes.join(' ')}`,
+      };
+    }),
+  );
+totp
+  .command('remove <email>')
+  .description(
+    "remove a user's authenticator app and recovery codes (the next sign-in needs the password only)",
+  )
+  .option('--json', 'print JSON')
+  .action(
+    run(async (store, email: string) => {
+      const user = await store.users.removeTotp(email);
+      return {
+        json: { sub: user.sub, email: user.email, totp: false },
+        text: `authenticator app removed for ${user.email}`,
+      };
     }),
   );
 

@@ -48,6 +48,8 @@ export async function startAuthServer(options: {
   secrets: { STORE_KEY: string; KEYS_DIR: string };
   env?: Record<string, string>;
   port?: number;
+  /** The time TOTP codes are checked against (epoch ms); the real clock when absent. */
+  clock?: () => number;
 }): Promise<RunningAuthServer> {
   const port = options.port ?? (await freePort());
   const config = loadConfig({
@@ -62,7 +64,7 @@ export async function startAuthServer(options: {
     ...options.env,
   });
   const logger = createLogger('test-auth-server', 'silent');
-  const { app, host, store, close } = await buildAuthorizationServer(config, { logger });
+  const { app, host, store, close } = await buildAuthorizationServer(config, { logger, clock: options.clock });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(port, '127.0.0.1', () => resolve(s));
   });

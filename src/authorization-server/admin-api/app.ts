@@ -10,6 +10,7 @@ import type { Logger } from '../../shared/logger.ts';
 import { logRequests } from '../../shared/request-log.ts';
 import { summarize } from '../keys/signing-key-ring.ts';
 import type { ProviderHost } from '../provider/provider-host.ts';
+import { TotpFactor } from '../second-factor/totp-factor.ts';
 import { AUTH_METHODS, GRANTS, registeredScopes } from '../storage/client-store.ts';
 import type { Store } from '../storage/store.ts';
 import {
@@ -40,6 +41,7 @@ const clientBody = z
     token_endpoint_auth_method: z.enum(AUTH_METHODS).optional(),
     jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).optional(),
     first_party: z.boolean().optional(),
+    require_mfa: z.boolean().optional(),
   })
   .strict();
 const resourceBody = z
@@ -192,6 +194,7 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
         authMethod: body.token_endpoint_auth_method,
         jwks: body.jwks,
         firstParty: body.first_party,
+        requireMfa: body.require_mfa,
       });
       return { status: 201, body: created, target: created.client_id };
     }),
@@ -244,6 +247,21 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
       const { password } = parse(passwordBody, ctx.request.body);
       const user = await store.users.setPassword(String(ctx.params.email), password);
       return { body: { sub: user.sub, email: user.email }, target: user.sub };
+    }),
+  );
+
+  router.post(
+    '/users/:email/totp',
+    action('admin:users', 'users.totp-enroll', async (ctx) => {
+      const enrolment = await new TotpFactor(store).enrolByEmail(String(ctx.params.email));
+      return { status: 201, body: enrolment, target: ctx.params.email };
+    }),
+  );
+  router.delete(
+    '/users/:email/totp',
+    action('admin:users', 'users.totp-remove', async (ctx) => {
+      const user = await store.users.removeTotp(String(ctx.params.email));
+      return { body: { sub: user.sub, email: user.email, totp: false }, target: user.sub };
     }),
   );
 

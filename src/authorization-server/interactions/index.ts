@@ -5,6 +5,7 @@ import type { ProviderPages } from '../provider/configuration.ts';
 import type { ProviderHost } from '../provider/provider-host.ts';
 import { LoginThrottle } from '../rate-limit/login-throttle.ts';
 import { limitTokenRequests } from '../rate-limit/token-rate-limit.ts';
+import { TotpFactor } from '../second-factor/totp-factor.ts';
 import type { Store } from '../storage/store.ts';
 import { consentSteps, denyRequest, renderConsent } from './consent.ts';
 import { seedDemoData } from './demo-data.ts';
@@ -14,6 +15,7 @@ import { loginSteps, renderLogin } from './login.ts';
 import { PageError, renderPageErrors } from './page-errors.ts';
 import { providerPages } from './provider-pages.ts';
 import { ICON_PATH, STYLESHEET_PATH, type Views } from './views.ts';
+import { secondFactor } from './second-factor.ts';
 
 export interface InteractionDeps {
   config: Config;
@@ -22,6 +24,8 @@ export interface InteractionDeps {
   views: Views;
   /** Built before the interactions, with the pages of createProviderPages. */
   host: ProviderHost;
+  /** Epoch milliseconds for TOTP checks; tests inject one. */
+  clock?: () => number;
 }
 
 export interface Interactions {
@@ -41,12 +45,16 @@ export function createProviderPages(views: Views): ProviderPages {
  * End-user interactions: the login and consent pages oidc-provider sends people to, the
  * stylesheet, and the limits in front of `/token`.
  */
-export function createInteractions({ config, store, logger, views, host }: InteractionDeps): Interactions {
+export function createInteractions({ config, store, logger, views, host, clock }: InteractionDeps): Interactions {
+  const throttle = new LoginThrottle(store);
+  const totp = new TotpFactor(store, clock);
+  const factors = secondFactor({ views, store, throttle, totp });
   const deps = {
     views,
     users: store.users,
-    throttle: new LoginThrottle(store),
+    throttle,
     consents: store.consents,
+    secondFactor: factors,
   };
   const renderFailures = renderPageErrors(views, store, logger);
 
@@ -68,7 +76,7 @@ export function createInteractions({ config, store, logger, views, host }: Inter
     loadInteraction(host),
     async function showPrompt(ctx: InteractionContext) {
       const { prompt } = ctx.state.interaction;
-      if (prompt.name === 'login') return renderLogin(ctx, views);
+      if (prompt.name === 'login') return factors.showLoginStep(ctx, () => renderLogin(ctx, views));
       if (prompt.name === 'consent') return renderConsent(ctx, deps);
       throw new PageError(400, 'unsupported_prompt', 'This sign-in step is not supported.');
     },
@@ -79,6 +87,27 @@ export function createInteractions({ config, store, logger, views, host }: Inter
     loadInteraction(host, 'login'),
     parseForm,
     ...loginSteps(deps),
+  );
+  pages.post(
+    '/interaction/:uid/second-factor',
+    renderFailures,
+    loadInteraction(host, 'login'),
+    parseForm,
+    ...factors.codeSteps,
+  );
+  pages.post(
+    '/interaction/:uid/totp-enrolment',
+    renderFailures,
+    loadInteraction(host, 'login'),
+    parseForm,
+    ...factors.enrolmentSteps,
+  );
+  pages.post(
+    '/interaction/:uid/second-factor/continue',
+    renderFailures,
+    loadInteraction(host, 'login'),
+    parseForm,
+    ...factors.continueSteps,
   );
   pages.post(
     '/interaction/:uid/confirm',

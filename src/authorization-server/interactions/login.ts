@@ -1,7 +1,9 @@
 import type { Next } from 'koa';
 import type { LoginAttempt, LoginThrottle } from '../rate-limit/login-throttle.ts';
-import type { UserStore } from '../storage/user-store.ts';
+import { signInResult } from '../second-factor/authentication-context.ts';
+import type { User, UserStore } from '../storage/user-store.ts';
 import { finishInteraction, type InteractionContext } from './interaction-context.ts';
+import type { SecondFactor } from './second-factor.ts';
 import { setPageHeaders } from './security-headers.ts';
 import type { Views } from './views.ts';
 
@@ -13,6 +15,7 @@ export interface LoginDeps {
   views: Views;
   users: UserStore;
   throttle: LoginThrottle;
+  secondFactor: SecondFactor;
 }
 
 interface LoginPage {
@@ -48,7 +51,7 @@ export function waitText(seconds: number): string {
 }
 
 /** POST /interaction/:uid/login, after loadInteraction('login') and parseForm. */
-export function loginSteps({ views, users, throttle }: LoginDeps) {
+export function loginSteps({ views, users, throttle, secondFactor }: LoginDeps) {
   function attemptOf(ctx: InteractionContext): LoginAttempt {
     return { email: ctx.state.form?.email ?? '', ip: ctx.ip };
   }
@@ -94,9 +97,12 @@ export function loginSteps({ views, users, throttle }: LoginDeps) {
   }
 
   async function finishLogin(ctx: InteractionContext): Promise<void> {
+    const user = ctx.state.user as User;
+    // Failures are cleared only once every factor passed: a known password must not reset the
+    // backoff that wrong second-factor codes build up.
+    if (await secondFactor.required(ctx, user)) return secondFactor.begin(ctx, user, ['pwd']);
     await throttle.succeeded(attemptOf(ctx));
-    const accountId = ctx.state.user?.sub as string;
-    await finishInteraction(ctx, { login: { accountId, amr: ['pwd'], remember: true } }, false);
+    await finishInteraction(ctx, signInResult(user.sub, ['pwd']), false);
   }
 
   return [readCredentials, checkThrottle, verifyPassword, finishLogin];

@@ -1,12 +1,14 @@
 import { type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../../config/config.ts';
 import { currentKid, type KeyRing, providerJwks, type SigningAlg } from '../keys/signing-key-ring.ts';
+import { ACR } from '../second-factor/authentication-context.ts';
 import { clientResources } from '../storage/client-store.ts';
 import { createAdapterClass } from '../storage/oidc-adapter.ts';
 import { OPENID_SCOPES } from '../storage/resource-store.ts';
 import type { Store } from '../storage/store.ts';
 import { findAccount, loadExistingGrant } from './accounts.ts';
 import { recordJwtAccessTokens } from './jwt-token-registry.ts';
+import { interactionPolicyWithMfa } from './mfa-policy.ts';
 import { resourceIndicators } from './resource-indicators.ts';
 
 /** Pages oidc-provider renders itself (errors, logout); the interactions module supplies them. */
@@ -64,10 +66,15 @@ export function providerConfiguration(
     // tokens would carry API scopes). API scopes come from the resources (resource-indicators.ts).
     scopes: [...OPENID_SCOPES],
     claims: {
-      openid: ['sub'],
+      // Every ID token says how the person signed in (RFC 8176 amr), at which level (OIDC Core §2
+      // acr) and when (auth_time). Userinfo has none of them: the account's claims() does not.
+      openid: ['sub', 'acr', 'amr', 'auth_time'],
       profile: ['name', 'updated_at'],
       email: ['email', 'email_verified'],
     },
+    // Advertised in discovery (acr_values_supported); a client asks for two factors with
+    // acr_values=<ACR.multiFactor> (mfa-policy.ts).
+    acrValues: [ACR.password, ACR.multiFactor],
     clientDefaults: {
       grant_types: ['authorization_code'],
       response_types: ['code'],
@@ -75,7 +82,9 @@ export function providerConfiguration(
       // OpenID Connect Core §15.1: RS256 is the mandatory ID token algorithm.
       id_token_signed_response_alg: 'RS256',
     },
-    extraClientMetadata: { properties: ['resources', 'resource_scopes', 'first_party', 'created_at'] },
+    extraClientMetadata: {
+      properties: ['resources', 'resource_scopes', 'first_party', 'require_mfa', 'created_at'],
+    },
     enabledJWA: {
       idTokenSigningAlgValues: ['RS256', config.accessTokenAlg].filter(
         (v, i, a) => a.indexOf(v) === i,
@@ -150,7 +159,10 @@ export function providerConfiguration(
       AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.accessTokenTtl,
       ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.accessTokenTtl,
     },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: {
+      policy: interactionPolicyWithMfa(),
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
     renderError: pages.renderError,
     responseTypes: ['code'],
     clockTolerance: 5,

@@ -26,6 +26,8 @@ export interface ClientInput {
   jwks?: unknown;
   /** First-party clients skip the consent page. */
   firstParty?: boolean;
+  /** Every sign-in for this client needs two factors (enrolment included when there is none). */
+  requireMfa?: boolean;
 }
 
 /** The oidc-provider client metadata as stored (sealed) under the Client model key. */
@@ -48,6 +50,7 @@ export interface ClientMetadata {
   resource_scopes: string[];
   resources: string[];
   first_party: boolean;
+  require_mfa?: boolean;
   created_at: string;
   [key: string]: unknown;
 }
@@ -86,6 +89,7 @@ const clientInput = z
     authMethod: z.enum(AUTH_METHODS).optional(),
     jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
     firstParty: z.boolean().optional(),
+    requireMfa: z.boolean().optional(),
   })
   .superRefine((c, ctx) => {
     const fail = (message: string) => ctx.addIssue({ code: 'custom', message });
@@ -160,6 +164,7 @@ export class ClientStore {
       ...splitScopes(c.scope),
       resources: [...new Set(c.resources)],
       first_party: c.firstParty ?? false,
+      ...(c.requireMfa ? { require_mfa: true } : {}),
       created_at: new Date().toISOString(),
     };
     if (!(await this.#kv.hashSetIfAbsent(this.#keys.clientIndex(), c.id, metadata.created_at))) {

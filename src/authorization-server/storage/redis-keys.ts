@@ -99,4 +99,24 @@ export class KeyNames {
   rateLimit(name: string): string {
     return `${this.prefix}rate-limit:${name}`;
   }
+
+  /** A sign-in between its first and second factor, per interaction (sealed). */
+  pendingSignIn(interactionUid: string): string {
+    return `${this.prefix}sign-in:${this.#hash('sign-in', interactionUid)}`;
+  }
+
+  /** The last TOTP time step a user's code was accepted for (RFC 6238 §5.2: a code works once). */
+  totpLastStep(sub: string): string {
+    return `${this.prefix}totp-step:${this.#hash('totp-step', sub)}`;
+  }
+
+  /** A TOTP secret shown on the self-enrolment page, waiting for its confirming code (sealed). */
+  totpEnrolment(sub: string): string {
+    return `${this.prefix}totp-enrolment:${this.#hash('totp-enrolment', sub)}`;
+  }
+
+  /** Marks one recovery code (by its stored hash) as spent. */
+  recoveryCodeSpent(codeHash: string): string {
+    return `${this.prefix}recovery-spent:${this.#hash('recovery-spent', codeHash)}`;
+  }
 }

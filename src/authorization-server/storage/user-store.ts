@@ -23,11 +23,16 @@ export interface User {
   name?: string;
   email_verified: boolean;
   password_hash: string;
+  /** The RFC 6238 secret (base32), when the user has an authenticator app enrolled. */
+  totp?: { secret: string; enrolled_at: string };
+  /** Keyed hashes of the unspent-or-spent recovery codes of the current enrolment. */
+  recovery_codes?: string[];
   created_at: string;
   updated_at: string;
 }
 
-export type UserView = Omit<User, 'password_hash'>;
+/** What admins and listings see: never the password hash, the TOTP secret or recovery codes. */
+export type UserView = Omit<User, 'password_hash' | 'totp' | 'recovery_codes'> & { totp: boolean };
 
 // Structural only (one @, something either side, no spaces): deliverability is not ours to judge,
 // and internal domains without a dot (user@localhost) are real addresses.
@@ -118,6 +123,31 @@ export class UserStore {
     return view(updated);
   }
 
+  /** Enrols an authenticator app (replacing any other) with the hashes of its recovery codes. */
+  async setTotp(sub: string, secret: string, recoveryCodeHashes: string[]): Promise<UserView> {
+    const user = await this.findBySub(sub);
+    if (!user) throw new NotFoundError('no such user');
+    const now = new Date().toISOString();
+    const updated: User = {
+      ...user,
+      totp: { secret, enrolled_at: now },
+      recovery_codes: recoveryCodeHashes,
+      updated_at: now,
+    };
+    await this.#write(updated);
+    return view(updated);
+  }
+
+  /** Removes the authenticator app and its recovery codes (an admin reset). */
+  async removeTotp(address: string): Promise<UserView> {
+    const user = await this.findByEmail(address);
+    if (!user) throw new NotFoundError(`no user ${normalizeEmail(address)}`);
+    const { totp: _totp, recovery_codes: _codes, ...rest } = user;
+    const updated: User = { ...rest, updated_at: new Date().toISOString() };
+    await this.#write(updated);
+    return view(updated);
+  }
+
   /**
    * The user when the password matches, else undefined. An unknown email costs the same argon2
    * verification as a wrong password, so timing does not tell which accounts exist.
@@ -157,6 +187,6 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
   return result.data;
 }
 
-function view({ password_hash: _hash, ...rest }: User): UserView {
-  return rest;
+function view({ password_hash: _hash, totp, recovery_codes: _codes, ...rest }: User): UserView {
+  return { ...rest, totp: totp !== undefined };
 }

@@ -33,7 +33,9 @@ export class Deployment {
   }
 
   /** Starts an instance; `env` overrides (ISSUER to put two instances behind one issuer). */
-  async start(options: { env?: Record<string, string>; port?: number } = {}): Promise<RunningAuthServer> {
+  async start(
+    options: { env?: Record<string, string>; port?: number; clock?: () => number } = {},
+  ): Promise<RunningAuthServer> {
     const server = await startAuthServer({ prefix: this.prefix, secrets: this.secrets, ...options });
     this.#servers.push(server);
     return server;

@@ -94,7 +94,7 @@ export interface FlowResult {
   /** Where the flow ended: the client's redirect URI with code (or error) and state. */
   callback: URL;
   /** Pages shown on the way, by kind. */
-  pages: ('login' | 'consent')[];
+  pages: ('login' | 'second-factor' | 'consent')[];
 }
 
 /**
@@ -105,7 +105,12 @@ export async function runAuthorization(
   agent: UserAgent,
   authorizationUrl: string,
   redirectUri: string,
-  options: { credentials?: Credentials; consent?: 'approve' | 'deny' } = {},
+  options: {
+    credentials?: Credentials;
+    consent?: 'approve' | 'deny';
+    /** The code to enter when the second-factor page shows (TOTP or a recovery code). */
+    secondFactor?: () => string;
+  } = {},
 ): Promise<FlowResult> {
   const pages: FlowResult['pages'] = [];
   let url = authorizationUrl;
@@ -117,7 +122,7 @@ export async function runAuthorization(
       continue;
     }
     const html = await response.text();
-    const uid = /\/interaction\/([^/"]+)\/(login|confirm)"/.exec(html);
+    const uid = /\/interaction\/([^/"]+)\/(login|confirm|second-factor)"/.exec(html);
     if (response.status !== 200 || !uid)
       throw new Error(`unexpected page ${response.status} at ${url}: ${html.slice(0, 400)}`);
     const base = new URL(url).origin;
@@ -126,6 +131,12 @@ export async function runAuthorization(
       if (!options.credentials) throw new Error('a login page showed and no credentials were given');
       pages.push('login');
       posted = await agent.postForm(`${base}/interaction/${uid[1]}/login`, { ...options.credentials });
+    } else if (uid[2] === 'second-factor') {
+      if (!options.secondFactor) throw new Error('a second-factor page showed and no code was given');
+      pages.push('second-factor');
+      posted = await agent.postForm(`${base}/interaction/${uid[1]}/second-factor`, {
+        code: options.secondFactor(),
+      });
     } else {
       pages.push('consent');
       const action = options.consent === 'deny' ? 'abort' : 'confirm';
