@@ -64,7 +64,10 @@ export async function startAuthServer(options: {
     ...options.env,
   });
   const logger = createLogger('test-auth-server', 'silent');
-  const { app, host, store, close } = await buildAuthorizationServer(config, { logger, clock: options.clock });
+  const { app, host, store, close } = await buildAuthorizationServer(config, {
+    logger,
+    clock: options.clock,
+  });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(port, '127.0.0.1', () => resolve(s));
   });

@@ -14,8 +14,8 @@ import { type InteractionContext, loadInteraction } from './interaction-context.
 import { loginSteps, renderLogin } from './login.ts';
 import { PageError, renderPageErrors } from './page-errors.ts';
 import { providerPages } from './provider-pages.ts';
-import { ICON_PATH, STYLESHEET_PATH, type Views } from './views.ts';
 import { secondFactor } from './second-factor.ts';
+import { ICON_PATH, STYLESHEET_PATH, type Views } from './views.ts';
 
 export interface InteractionDeps {
   config: Config;
@@ -45,7 +45,14 @@ export function createProviderPages(views: Views): ProviderPages {
  * End-user interactions: the login and consent pages oidc-provider sends people to, the
  * stylesheet, and the limits in front of `/token`.
  */
-export function createInteractions({ config, store, logger, views, host, clock }: InteractionDeps): Interactions {
+export function createInteractions({
+  config,
+  store,
+  logger,
+  views,
+  host,
+  clock,
+}: InteractionDeps): Interactions {
   const throttle = new LoginThrottle(store);
   const totp = new TotpFactor(store, clock);
   const factors = secondFactor({ views, store, throttle, totp });
