@@ -7,6 +7,7 @@ import { LoginThrottle } from '../rate-limit/login-throttle.ts';
 import { limitTokenRequests } from '../rate-limit/token-rate-limit.ts';
 import { TotpFactor } from '../second-factor/totp-factor.ts';
 import type { Store } from '../storage/store.ts';
+import { accountSecurity } from './account-security.ts';
 import { consentSteps, denyRequest, renderConsent } from './consent.ts';
 import { seedDemoData } from './demo-data.ts';
 import { parseForm } from './form-body.ts';
@@ -125,7 +126,17 @@ export function createInteractions({
   );
   pages.post('/interaction/:uid/abort', renderFailures, loadInteraction(host), parseForm, denyRequest);
 
-  const routers = [pages];
+  const account = accountSecurity({
+    views,
+    store,
+    host,
+    issuer: config.issuer,
+    throttle,
+    totp,
+    renderFailures,
+  });
+
+  const routers = [pages, account];
   if (config.tokenRateLimit > 0) {
     const token = new Router();
     token.post(

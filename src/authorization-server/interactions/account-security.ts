@@ -1,0 +1,153 @@
+import Router from '@koa/router';
+import type { Context, Next } from 'koa';
+import type { ProviderHost } from '../provider/provider-host.ts';
+import type { LoginThrottle } from '../rate-limit/login-throttle.ts';
+import { isMultiFactor } from '../second-factor/authentication-context.ts';
+import type { TotpFactor } from '../second-factor/totp-factor.ts';
+import type { Store } from '../storage/store.ts';
+import type { User } from '../storage/user-store.ts';
+import { parseForm } from './form-body.ts';
+import { PageError } from './page-errors.ts';
+import { enrolmentPage } from './second-factor.ts';
+import { setPageHeaders } from './security-headers.ts';
+import type { Views } from './views.ts';
+
+export const ACCOUNT_SECURITY_PATH = '/account/security';
+
+/** A secret on the enrolment page waits this long for its confirming code. */
+const DRAFT_TTL_SECONDS = 600;
+
+interface AccountState {
+  user: User;
+  amr: string[];
+  form?: Record<string, string>;
+}
+
+type AccountContext = Context & { state: AccountState };
+
+export interface AccountSecurityDeps {
+  views: Views;
+  store: Store;
+  host: ProviderHost;
+  issuer: string;
+  throttle: LoginThrottle;
+  totp: TotpFactor;
+  renderFailures: (ctx: Context, next: Next) => Promise<void>;
+}
+
+/**
+ * The signed-in person's own security page: turn on an authenticator app (QR code and key, confirmed
+ * with one code, recovery codes shown once). Signed in means oidc-provider's session cookie; when the
+ * account already has a second factor, the session must have used it.
+ */
+export function accountSecurity({
+  views,
+  store,
+  host,
+  issuer,
+  throttle,
+  totp,
+  renderFailures,
+}: AccountSecurityDeps) {
+  async function requireSession(ctx: AccountContext, next: Next): Promise<void> {
+    const session = await host.provider.Session.get(ctx as never);
+    const user = session.accountId ? await store.users.findBySub(session.accountId) : undefined;
+    if (!user)
+      throw new PageError(
+        401,
+        'not_signed_in',
+        'Sign in through one of your apps first, then come back to this page.',
+      );
+    const amr = (session.amr as string[] | undefined) ?? [];
+    if (user.totp && !isMultiFactor(amr))
+      throw new PageError(
+        403,
+        'second_factor_needed',
+        'Sign in again with your second factor to change these settings.',
+      );
+    ctx.state.user = user;
+    ctx.state.amr = amr;
+    await next();
+  }
+
+  /** Form posts come from our own pages: a browser names the page's origin (CSRF defence beside SameSite). */
+  async function sameOrigin(ctx: AccountContext, next: Next): Promise<void> {
+    const origin = ctx.get('origin');
+    if (origin && origin !== new URL(issuer).origin)
+      throw new PageError(403, 'cross_site', 'This form must be sent from this site.');
+    await next();
+  }
+
+  async function draftSecret(user: User): Promise<string> {
+    const key = store.keys.totpEnrolment(user.sub);
+    const record = await store.kv.getRecord(key);
+    if (record) return store.box.openJson<{ secret: string }>(record.sealed, key).secret;
+    const { secret } = totp.draft(user.email);
+    await store.kv.putRecord(key, store.box.sealJson({ secret }, key), DRAFT_TTL_SECONDS);
+    return secret;
+  }
+
+  async function render(ctx: AccountContext, page: { error?: string; status?: number } = {}): Promise<void> {
+    const { user } = ctx.state;
+    setPageHeaders(ctx);
+    ctx.status = page.status ?? 200;
+    ctx.type = 'html';
+    if (user.totp) {
+      ctx.body = views.render('account-security', {
+        title: 'Sign-in security',
+        email: user.email,
+        totpEnabled: true,
+        recoveryCodesLeft: await totp.recoveryCodesLeft(user),
+      });
+      return;
+    }
+    ctx.body = views.render('totp-enrol', {
+      title: 'Set up your authenticator app',
+      action: `${ACCOUNT_SECURITY_PATH}/totp`,
+      ...(await enrolmentPage(totp, user.email, await draftSecret(user))),
+      error: page.error,
+    });
+  }
+
+  async function confirm(ctx: AccountContext): Promise<void> {
+    const { user } = ctx.state;
+    if (user.totp) return render(ctx);
+    const attempt = { email: user.email, ip: ctx.ip };
+    const wait = await throttle.retryAfter(attempt);
+    if (wait > 0) {
+      ctx.set('Retry-After', String(wait));
+      return render(ctx, { status: 429, error: 'Too many wrong codes. Try again later.' });
+    }
+    const code = (ctx.state.form?.code ?? '').replace(/\s/g, '').slice(0, 64);
+    const key = store.keys.totpEnrolment(user.sub);
+    const record = await store.kv.getRecord(key);
+    if (!record) return render(ctx, { error: 'That key expired. Scan the new code and enter its code.' });
+    const { secret } = store.box.openJson<{ secret: string }>(record.sealed, key);
+    const candidate = { ...user, totp: { secret, enrolled_at: '' } };
+    if ((await totp.checkCode(candidate, code)) !== 'accepted') {
+      await throttle.failed(attempt);
+      return render(ctx, { error: 'That code did not work. Enter the code your app shows now.' });
+    }
+    const { recovery_codes } = await totp.enrol(user, secret);
+    await store.kv.del(key);
+    setPageHeaders(ctx);
+    ctx.type = 'html';
+    ctx.body = views.render('recovery-codes', {
+      title: 'Save your recovery codes',
+      codes: recovery_codes,
+      continueHref: ACCOUNT_SECURITY_PATH,
+    });
+  }
+
+  const router = new Router();
+  router.get(ACCOUNT_SECURITY_PATH, renderFailures, requireSession, (ctx) => render(ctx as AccountContext));
+  router.post(
+    `${ACCOUNT_SECURITY_PATH}/totp`,
+    renderFailures,
+    sameOrigin,
+    requireSession,
+    parseForm,
+    confirm,
+  );
+  return router;
+}

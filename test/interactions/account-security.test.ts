@@ -1,0 +1,113 @@
+import test from 'ava';
+import { totpCode } from '../../src/authorization-server/second-factor/totp.ts';
+import { TotpFactor } from '../../src/authorization-server/second-factor/totp-factor.ts';
+import { Deployment, startClientSite } from '../e2e/support/deployment.ts';
+import { authorizationRequest, runAuthorization, UserAgent } from '../e2e/support/user-agent.ts';
+import type { RunningAuthServer } from '../support/auth-server.ts';
+
+/** A signed-in person turns on an authenticator app on /account/security, with JavaScript off. */
+let deployment: Deployment;
+let server: RunningAuthServer;
+let site: Awaited<ReturnType<typeof startClientSite>>;
+let redirectUri: string;
+const NOW = Date.now();
+
+test.before(async () => {
+  deployment = await Deployment.create('test-account');
+  server = await deployment.start({ clock: () => NOW });
+  site = await startClientSite();
+  redirectUri = `${site.origin}/callback`;
+  await server.store.clients.add({
+    id: 'account-app',
+    grants: ['authorization_code'],
+    scope: ['openid', 'email'],
+    resources: [],
+    redirectUris: [redirectUri],
+    postLogoutRedirectUris: [],
+    authMethod: 'none',
+    firstParty: true,
+  });
+});
+
+test.after.always(async () => {
+  await site?.close();
+  await deployment?.cleanup();
+});
+
+async function signedIn(email: string, code?: () => string) {
+  const user = await deployment.addUser(server, email);
+  const agent = new UserAgent();
+  const { url } = authorizationRequest(server.issuer, {
+    client_id: 'account-app',
+    redirect_uri: redirectUri,
+    scope: 'openid email',
+  });
+  await runAuthorization(agent, url, redirectUri, { credentials: user, secondFactor: code });
+  return { user, agent };
+}
+
+test('a signed-in person enrols an app: QR code and key, one code, ten recovery codes, then it is on', async (t) => {
+  const { user, agent } = await signedIn('self.enrol@example.com');
+  const page = await agent.get(`${server.issuer}/account/security`);
+  t.is(page.status, 200);
+  const html = await page.text();
+  t.regex(html, /<svg[^>]*viewBox/);
+  t.notRegex(html, /<script/i);
+  t.regex(page.headers.get('content-security-policy') ?? '', /form-action 'self'/);
+  const secret = (/<code id="totp-secret">([A-Z2-7 ]+)<\/code>/.exec(html)?.[1] ?? '').replace(/ /g, '');
+  t.regex(secret, /^[A-Z2-7]{32}$/);
+  // The same key until it is confirmed (a reload does not change what was scanned).
+  t.true((await (await agent.get(`${server.issuer}/account/security`)).text()).includes(secret.slice(0, 4)));
+
+  const wrong = await agent.postForm(`${server.issuer}/account/security/totp`, { code: '000000' });
+  t.is(wrong.status, 200);
+  t.regex(await wrong.text(), /role="alert"/);
+  t.is((await server.store.users.findByEmail(user.email))?.totp, undefined);
+
+  const done = await agent.postForm(`${server.issuer}/account/security/totp`, {
+    code: totpCode(secret, NOW),
+  });
+  t.is(done.status, 200);
+  const codes = [...(await done.text()).matchAll(/<li><code>([a-z2-9]{5}-[a-z2-9]{5})<\/code><\/li>/g)];
+  t.is(codes.length, 10);
+  t.is((await server.store.users.findByEmail(user.email))?.totp?.secret, secret);
+
+  // The session signed in with a password only: the page now asks to sign in again with the code.
+  t.is((await agent.get(`${server.issuer}/account/security`)).status, 403);
+  // The next sign-in asks for the app's code; then the page shows it on.
+  const again = new UserAgent();
+  const { url } = authorizationRequest(server.issuer, {
+    client_id: 'account-app',
+    redirect_uri: redirectUri,
+    scope: 'openid email',
+  });
+  const flow = await runAuthorization(again, url, redirectUri, {
+    credentials: user,
+    secondFactor: () => totpCode(secret, NOW + 30_000),
+  });
+  t.deepEqual(flow.pages, ['login', 'second-factor']);
+  const status = await again.get(`${server.issuer}/account/security`);
+  t.is(status.status, 200);
+  t.regex(await status.text(), /id="totp-status">On\./);
+});
+
+test('without a session the page says to sign in first (401); cross-site posts are refused', async (t) => {
+  const stranger = new UserAgent();
+  t.is((await stranger.get(`${server.issuer}/account/security`)).status, 401);
+  t.is((await stranger.postForm(`${server.issuer}/account/security/totp`, { code: '123456' })).status, 401);
+  const forged = await fetch(`${server.issuer}/account/security/totp`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://evil.example' },
+    body: 'code=123456',
+    redirect: 'manual',
+  });
+  t.is(forged.status, 403);
+});
+
+test('an account with an app cannot be changed from a password-only session', async (t) => {
+  const { user, agent } = await signedIn('pwd.session@example.com');
+  await new TotpFactor(server.store).enrolByEmail(user.email);
+  t.is((await agent.get(`${server.issuer}/account/security`)).status, 403);
+  const posted = await agent.postForm(`${server.issuer}/account/security/totp`, { code: '123456' });
+  t.is(posted.status, 403);
+});
