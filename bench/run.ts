@@ -368,7 +368,8 @@ try {
     // A limit that could not be measured never passes a figure.
     const measured = Number.isFinite(ratio) && limit > 0;
     const met =
-      measured && (wanted.atLeast !== undefined ? ratio >= wanted.atLeast : ratio <= (wanted.atMost as number));
+      measured &&
+      (wanted.atLeast !== undefined ? ratio >= wanted.atLeast : ratio <= (wanted.atMost as number));
     const threshold = wanted.atLeast !== undefined ? `>= ${wanted.atLeast}×` : `<= ${wanted.atMost}×`;
     rows.push({
       figure,

@@ -55,12 +55,13 @@ export function svgChart(rows: Row[]): string {
     const colour = r.verdict === 'met' ? '#2e7d32' : '#c62828';
     return [
       `<text x="430" y="${y + 14}" text-anchor="end" font-size="12">${escapeXml(r.figure)}</text>`,
-      `<rect x="440" y="${y}" width="${Math.max(1, x(r.ratio as number) - 440)}" height="18" fill="${colour}"/>`,
+      `<rect x="440" y="${y}" width="${Math.max(1, x(r.ratio as number) - 440).toFixed(1)}" height="18" fill="${colour}"/>`,
       `<line x1="${x(threshold)}" y1="${y - 2}" x2="${x(threshold)}" y2="${y + 20}" stroke="#000" stroke-dasharray="3,2"/>`,
       `<text x="${x(r.ratio as number) + 4}" y="${y + 14}" font-size="11">${(r.ratio as number).toFixed(2)}×</text>`,
     ].join('');
   });
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" role="img" aria-label="npm run bench: each figure as a ratio of its limit">
+<title>npm run bench: each figure as a ratio of its limit (dashed: the goal)</title>
 <text x="10" y="18" font-size="14">npm run bench: each figure as a ratio of its limit (dashed: the goal)</text>
 ${bars.join('\n')}
 </svg>
