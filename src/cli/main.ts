@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { Command, Option } from 'commander';
-import { summarize } from '../authorization-server/keys/signing-key-ring.ts';
+import { SIGNING_ALGS, type SigningAlg, summarize } from '../authorization-server/keys/signing-key-ring.ts';
 import { TotpFactor } from '../authorization-server/second-factor/totp-factor.ts';
 import { AUTH_METHODS, type AuthMethod, type Grant } from '../authorization-server/storage/client-store.ts';
 import { parseScope } from '../authorization-server/storage/resource-store.ts';
@@ -94,15 +94,22 @@ resources
   .requiredOption('--uri <uri>', "the resource indicator, used as the tokens' aud")
   .requiredOption('--scope <scopes>', 'space-separated scopes of this API')
   .option('--token-ttl <seconds>', 'access token lifetime for this API', positiveInteger)
+  .addOption(
+    new Option(
+      '--alg <alg>',
+      "this API's access-token signature algorithm (default: ACCESS_TOKEN_ALG, RS256 unless set)",
+    ).choices(SIGNING_ALGS),
+  )
   .option('--json', 'print JSON')
   .action(
-    run(async (store, opts: { uri: string; scope: string; tokenTtl?: number }) => {
+    run(async (store, opts: { uri: string; scope: string; tokenTtl?: number; alg?: SigningAlg }) => {
       const r = await store.resources.add({
         uri: opts.uri,
         scopes: parseScope(opts.scope),
         token_ttl: opts.tokenTtl,
+        alg: opts.alg,
       });
-      return { json: r, text: `added resource ${r.uri} with scopes ${r.scopes.join(' ')}` };
+      return { json: r, text: `added resource ${r.uri} with scopes ${r.scopes.join(' ')}, tokens ${r.alg}` };
     }),
   );
 resources

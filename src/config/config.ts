@@ -33,10 +33,13 @@ const shape = {
     .min(1, 'must be at least 1 second')
     .max(MAX_TOKEN_LIFETIME_SECONDS, `must be at most ${MAX_TOKEN_LIFETIME_SECONDS} seconds`)
     .default(600),
-  /** JWS algorithm of access tokens; ID tokens are always RS256 (OpenID Connect Core §15.1). */
+  /**
+   * JWS algorithm of access tokens for APIs that name none (`resources add --alg`); default RS256,
+   * the one algorithm RFC 9068 §2.1 requires every resource server to accept. ID tokens are always RS256.
+   */
   ACCESS_TOKEN_ALG: z
-    .enum(['EdDSA', 'ES256', 'RS256', 'PS256'], { error: 'must be EdDSA, ES256, RS256 or PS256' })
-    .default('EdDSA'),
+    .enum(['RS256', 'PS256', 'ES256', 'EdDSA'], { error: 'must be RS256, PS256, ES256 or EdDSA' })
+    .default('RS256'),
   /** How often each instance checks the store for key ring changes (pub/sub tells it sooner); default 2000. */
   RELOAD_INTERVAL_MS: z.coerce
     .number({ error: 'must be a number of milliseconds' })

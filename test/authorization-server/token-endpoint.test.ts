@@ -111,7 +111,7 @@ test('client credentials: an RFC 9068 JWT that verifies against the JWKS with ev
   const jwt = await m2mToken();
   const header = decodeProtectedHeader(jwt);
   t.is(header.typ, 'at+jwt');
-  t.is(header.alg, 'EdDSA', 'ACCESS_TOKEN_ALG defaults to EdDSA (npm run bench)');
+  t.is(header.alg, 'RS256', 'ACCESS_TOKEN_ALG defaults to RS256 (RFC 9068 §2.1)');
   const { payload } = await jwtVerify(jwt, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), {
     issuer: server.issuer,
     audience: api,
@@ -127,7 +127,7 @@ test('client credentials: an RFC 9068 JWT that verifies against the JWKS with ev
 
 test('the JWKS never carries private key members', async (t) => {
   const jwks = (await (await fetch(`${server.issuer}/jwks`)).json()) as { keys: Record<string, unknown>[] };
-  t.true(jwks.keys.length >= 4);
+  t.true(jwks.keys.length >= 2, 'next and current keys of the RS256 family at least');
   for (const key of jwks.keys)
     for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k']) t.false(member in key);
 });

@@ -332,8 +332,8 @@ test.serial('keys list / rotate / retire', async (t) => {
     t.true(listed.some((k) => k.alg === 'RS256' && k.status === status));
   t.false(JSON.stringify(listed).includes('"d"'));
 
-  const before = listed.find((k) => k.alg === 'EdDSA' && k.status === 'current');
-  const next = listed.find((k) => k.alg === 'EdDSA' && k.status === 'next');
+  const before = listed.find((k) => k.alg === 'RS256' && k.status === 'current');
+  const next = listed.find((k) => k.alg === 'RS256' && k.status === 'next');
   const rotated = (await cliJson(['keys', 'rotate'], env)).keys as {
     kid: string;
     alg: string;

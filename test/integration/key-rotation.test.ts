@@ -31,8 +31,8 @@ const env = { RELOAD_INTERVAL_MS: '500', TOKEN_RATE_LIMIT: '0' };
 const api = 'https://insurance-api.rotation.test';
 const redirectUri = 'https://app.rotation.test/callback';
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'] as const;
-/** The access-token algorithm as configured (chosen by measurement; ID tokens are always RS256). */
-let AT_ALG: string;
+/** The API's own access-token algorithm (`resources add --alg`); ID tokens are always RS256. */
+const AT_ALG = 'EdDSA';
 
 let redis: Redis;
 let a: RunningAuthServer;
@@ -90,8 +90,7 @@ const bothSignWith = (kid: string) =>
 test.before(async () => {
   redis = await connectRedis();
   a = await startAuthServer({ prefix, secrets, env });
-  AT_ALG = a.config.accessTokenAlg;
-  await a.store.resources.add({ uri: api, scopes: ['reports:read', 'policies:read'] });
+  await a.store.resources.add({ uri: api, scopes: ['reports:read', 'policies:read'], alg: AT_ALG });
   const m2mCreated = await a.store.clients.add({
     id: 'm2m-rotation',
     grants: ['client_credentials'],
@@ -343,7 +342,7 @@ test.serial('no private key material in the clear in Redis or in KEYS_DIR', asyn
 /** The instance's key ring read through a clock `aheadSeconds` in the future. */
 const ringLater = (server: RunningAuthServer, aheadSeconds: number) =>
   new KeyRingStore(server.store.kv, server.store.keys, server.store.box, server.store.feed, {
-    algs: families(server.config.accessTokenAlg),
+    algs: async () => families(server.config.accessTokenAlg, await server.store.resources.namedAlgs()),
     maxTokenLifetimeSeconds: MAX_TOKEN_LIFETIME_SECONDS,
     now: () => new Date(Date.now() + aheadSeconds * 1000),
     tokens: server.store.jwtTokens,

@@ -45,7 +45,12 @@ const clientBody = z
   })
   .strict();
 const resourceBody = z
-  .object({ uri: z.string(), scope: z.string(), token_ttl: z.number().int().optional() })
+  .object({
+    uri: z.string(),
+    scope: z.string(),
+    token_ttl: z.number().int().optional(),
+    alg: z.string().optional(),
+  })
   .strict();
 const userBody = z.object({ email: z.string(), name: z.string().optional(), password: z.string() }).strict();
 const passwordBody = z.object({ password: z.string() }).strict();
@@ -159,6 +164,7 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
         uri: body.uri,
         scopes: scopes(body.scope),
         token_ttl: body.token_ttl,
+        alg: body.alg,
       });
       return { status: 201, body: resource, target: resource.uri };
     }),

@@ -3,7 +3,9 @@ import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { AppError } from '../../shared/errors.ts';
 
 export type KeyStatus = 'next' | 'current' | 'retired';
-export type SigningAlg = 'RS256' | 'PS256' | 'ES256' | 'EdDSA';
+/** The JWS algorithms tokens can be signed with; RS256 first, as RFC 9068 §2.1 requires it of every API. */
+export const SIGNING_ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'] as const;
+export type SigningAlg = (typeof SIGNING_ALGS)[number];
 
 export interface SigningKey {
   kid: string;
@@ -44,9 +46,17 @@ export async function generateSigningKey(alg: SigningAlg, status: KeyStatus, now
   };
 }
 
-/** The algorithm families the ring keeps: RS256 for ID tokens (OIDC Core §15.1) and the access-token one. */
-export function families(accessTokenAlg: SigningAlg): SigningAlg[] {
-  return [...new Set<SigningAlg>(['RS256', accessTokenAlg])];
+/**
+ * The algorithm families in use: RS256 for ID tokens (OIDC Core §15.1), which RS256 access tokens
+ * share (`typ` tells them apart), the default access-token algorithm, and each API's own.
+ */
+export function families(defaultAccessTokenAlg: SigningAlg, resourceAlgs: SigningAlg[] = []): SigningAlg[] {
+  return [...new Set<SigningAlg>(['RS256', defaultAccessTokenAlg, ...resourceAlgs])];
+}
+
+/** The families a ring holds keys of. */
+export function familiesOf(ring: KeyRing): SigningAlg[] {
+  return [...new Set(ring.keys.map((k) => k.alg))];
 }
 
 /** Adds what a family is missing (a current and a next key); used at first start and after alg changes. */
@@ -134,10 +144,9 @@ export function publicJwk(jwk: JWK): JWK {
   return copy as JWK;
 }
 
-export function currentKid(ring: KeyRing, alg: SigningAlg): string {
-  const key = ring.keys.find((k) => k.alg === alg && k.status === 'current');
-  if (!key) throw new KeyRingError('not_found', `no current ${alg} key`);
-  return key.kid;
+/** The kid that signs with `alg` now; undefined when the ring has no such family (yet). */
+export function currentKid(ring: KeyRing, alg: SigningAlg): string | undefined {
+  return ring.keys.find((k) => k.alg === alg && k.status === 'current')?.kid;
 }
 
 export function summarize(ring: KeyRing): KeySummary[] {

@@ -1,6 +1,6 @@
 import { type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../../config/config.ts';
-import { currentKid, type KeyRing, providerJwks, type SigningAlg } from '../keys/signing-key-ring.ts';
+import { currentKid, type KeyRing, providerJwks } from '../keys/signing-key-ring.ts';
 import { ACR } from '../second-factor/authentication-context.ts';
 import { clientResources } from '../storage/client-store.ts';
 import { createAdapterClass } from '../storage/oidc-adapter.ts';
@@ -86,9 +86,9 @@ export function providerConfiguration(
       properties: ['resources', 'resource_scopes', 'first_party', 'require_mfa', 'created_at'],
     },
     enabledJWA: {
-      idTokenSigningAlgValues: ['RS256', config.accessTokenAlg].filter(
-        (v, i, a) => a.indexOf(v) === i,
-      ) as SigningAlg[],
+      // ID tokens are RS256 only (discovery says so); access tokens use their API's family, which
+      // oidc-provider signs with from the same keystore whatever this list holds.
+      idTokenSigningAlgValues: ['RS256'],
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'EdDSA'],
     },
     // SPEC: logout revokes the grant, offline_access included (oidc-provider's default lets
@@ -139,8 +139,7 @@ export function providerConfiguration(
       resourceIndicators: resourceIndicators({
         resources: store.resources,
         accessTokenTtl: config.accessTokenTtl,
-        accessTokenAlg: config.accessTokenAlg,
-        signingKid: currentKid(snapshot.ring, config.accessTokenAlg),
+        signingKid: (alg) => currentKid(snapshot.ring, alg),
       }),
     },
     // PKCE (RFC 7636) for every authorization code request; oidc-provider only knows S256.

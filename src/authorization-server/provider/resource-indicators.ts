@@ -1,14 +1,26 @@
 import type { Client, KoaContextWithOIDC, ResourceServer } from 'oidc-provider';
 import { errors } from 'oidc-provider';
+import type { SigningAlg } from '../keys/signing-key-ring.ts';
 import { clientResources, registeredScopes } from '../storage/client-store.ts';
 import type { ResourceStore } from '../storage/resource-store.ts';
 
 export interface ResourcePolicyOptions {
   resources: ResourceStore;
   accessTokenTtl: number;
-  accessTokenAlg: string;
-  /** The kid of the current access-token key in the provider's key snapshot. */
-  signingKid: string;
+  /** The kid of the current key of an algorithm family in the provider's key snapshot. */
+  signingKid: (alg: SigningAlg) => string | undefined;
+}
+
+/**
+ * An API named an algorithm whose key family this instance has not loaded yet (the ring is
+ * completed before the API is saved, so this lasts until the change feed reloads the provider).
+ */
+function keysLoading(alg: SigningAlg): Error {
+  return Object.assign(new errors.TemporarilyUnavailable(`the ${alg} signing keys are loading; try again`), {
+    status: 503,
+    statusCode: 503,
+    expose: true,
+  });
 }
 
 function requestedScopes(ctx: KoaContextWithOIDC): Set<string> {
@@ -35,12 +47,7 @@ function refuseUnregisteredScopes(ctx: KoaContextWithOIDC, client: Client): Set<
  * (first) resource applies to client credentials, and to the authorization code flow when the
  * requested scopes include that resource's scopes. Anything else is `invalid_target`.
  */
-export function resourceIndicators({
-  resources,
-  accessTokenTtl,
-  accessTokenAlg,
-  signingKid,
-}: ResourcePolicyOptions) {
+export function resourceIndicators({ resources, accessTokenTtl, signingKid }: ResourcePolicyOptions) {
   return {
     enabled: true,
 
@@ -90,12 +97,15 @@ export function resourceIndicators({
         // An API token without an API scope would be refused by every resource server.
         throw new errors.InvalidScope('none of the requested scopes is for this resource', granted.join(' '));
       }
+      const kid = signingKid(resource.alg);
+      if (!kid) throw keysLoading(resource.alg);
       return {
         scope: granted.join(' '),
         audience: resource.uri,
         accessTokenTTL: resource.token_ttl ?? accessTokenTtl,
         accessTokenFormat: 'jwt',
-        jwt: { sign: { alg: accessTokenAlg, kid: signingKid } },
+        // The API's algorithm (RS256 unless it names another: RFC 9068 §2.1), its family's current key.
+        jwt: { sign: { alg: resource.alg, kid } },
       } as ResourceServer;
     },
   };

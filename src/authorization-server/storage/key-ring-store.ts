@@ -1,6 +1,7 @@
 import type { SealedBox } from '../../shared/sealing/index.ts';
 import {
   completeRing,
+  familiesOf,
   type KeyRing,
   pruneRing,
   retireKey,
@@ -13,7 +14,8 @@ import type { Kv } from './kv.ts';
 import type { KeyNames } from './redis-keys.ts';
 
 export interface KeyRingStoreOptions {
-  algs: SigningAlg[];
+  /** The algorithm families in use (ID tokens, the default access-token algorithm, each API's). */
+  algs: () => Promise<SigningAlg[]>;
   /** The longest a token can live: retired keys are kept that long. */
   maxTokenLifetimeSeconds: number;
   /** The clock rotations and pruning read; tests pass their own instead of sleeping. */
@@ -48,11 +50,18 @@ export class KeyRingStore {
     return sealed ? this.#box.openJson<KeyRing>(sealed, this.#keys.keyRing()) : undefined;
   }
 
-  /** Loads the ring, creating whatever is missing (first start). */
-  async ensure(): Promise<KeyRing> {
-    return this.#update(async (ring) => completeRing(ring, this.#options.algs, this.#now()), {
-      onlyIfChanged: true,
-    });
+  /**
+   * Loads the ring, creating whatever family in use (or in `also`) is missing: at first start, and
+   * before an API names an algorithm no family has yet.
+   */
+  async ensure(also: SigningAlg[] = []): Promise<KeyRing> {
+    const algs = [...new Set([...(await this.#options.algs()), ...also])];
+    return this.#update(async (ring) => completeRing(ring, algs, this.#now()), { onlyIfChanged: true });
+  }
+
+  /** Every family is rotated together: those in use and any the ring still holds. */
+  async #rotatedFamilies(ring: KeyRing): Promise<SigningAlg[]> {
+    return [...new Set([...(await this.#options.algs()), ...familiesOf(ring)])];
   }
 
   /**
@@ -67,7 +76,7 @@ export class KeyRingStore {
       dropped = current.keys.filter((k) => k.status === 'current').map((k) => k.kid);
       return rotateRing(
         pruneRing(current, this.#options.maxTokenLifetimeSeconds, now),
-        this.#options.algs,
+        await this.#rotatedFamilies(current),
         now,
         emergency,
       );
@@ -89,7 +98,7 @@ export class KeyRingStore {
         if (!rotated) return ring;
         return rotateRing(
           pruneRing(ring, this.#options.maxTokenLifetimeSeconds, now),
-          this.#options.algs,
+          await this.#rotatedFamilies(ring),
           now,
         );
       },

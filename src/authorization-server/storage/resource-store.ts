@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { MAX_TOKEN_LIFETIME_SECONDS } from '../../config/fields.ts';
 import { InvalidInputError, NotFoundError } from '../../shared/errors.ts';
+import { SIGNING_ALGS, type SigningAlg } from '../keys/signing-key-ring.ts';
 import type { Kv } from './kv.ts';
 import type { KeyNames } from './redis-keys.ts';
 
@@ -15,7 +16,19 @@ export interface Resource {
   scopes: string[];
   /** Access token lifetime in seconds for this API; unset: ACCESS_TOKEN_TTL. */
   token_ttl?: number;
+  /** The algorithm its access tokens are signed with: the one it names, or ACCESS_TOKEN_ALG. */
+  alg: SigningAlg;
   created_at: string;
+}
+
+/** As stored: `alg` only when the API names one, so ACCESS_TOKEN_ALG keeps applying to the others. */
+type StoredResource = Omit<Resource, 'alg'> & { alg?: SigningAlg };
+
+export interface ResourceStoreOptions {
+  /** ACCESS_TOKEN_ALG: the algorithm of resources that name none. */
+  defaultAlg: SigningAlg;
+  /** Makes sure the key ring has a family for an algorithm before an API may name it. */
+  ensureKeyFamily: (alg: SigningAlg) => Promise<unknown>;
 }
 
 const resourceInput = z.object({
@@ -34,6 +47,7 @@ const resourceInput = z.object({
     )
     .min(1, 'at least one scope'),
   token_ttl: z.number().int().min(1).max(MAX_TOKEN_LIFETIME_SECONDS).optional(),
+  alg: z.enum(SIGNING_ALGS, { error: `alg: one of ${SIGNING_ALGS.join(', ')}` }).optional(),
 });
 
 export function parseScope(scope: string): string[] {
@@ -51,33 +65,51 @@ function validationMessage(error: z.ZodError): string {
 export class ResourceStore {
   readonly #kv: Kv;
   readonly #keys: KeyNames;
-  constructor(kv: Kv, keys: KeyNames) {
+  readonly #options: ResourceStoreOptions;
+
+  constructor(kv: Kv, keys: KeyNames, options: ResourceStoreOptions) {
     this.#kv = kv;
     this.#keys = keys;
+    this.#options = options;
   }
 
-  async add(input: { uri: string; scopes: string[]; token_ttl?: number }): Promise<Resource> {
+  async add(input: { uri: string; scopes: string[]; token_ttl?: number; alg?: string }): Promise<Resource> {
     const parsed = resourceInput.safeParse(input);
     if (!parsed.success) throw new InvalidInputError(validationMessage(parsed.error));
-    const resource: Resource = {
-      ...parsed.data,
+    const { alg, ...rest } = parsed.data;
+    const stored: StoredResource = {
+      ...rest,
       scopes: [...new Set(parsed.data.scopes)],
+      ...(alg ? { alg } : {}),
       created_at: new Date().toISOString(),
     };
-    await this.#kv.hashSet(this.#keys.resources(), resource.uri, JSON.stringify(resource));
-    return resource;
+    // Keys first: once the API is listed, tokens for it are signed with its algorithm.
+    if (alg) await this.#options.ensureKeyFamily(alg);
+    await this.#kv.hashSet(this.#keys.resources(), stored.uri, JSON.stringify(stored));
+    return this.#view(stored);
   }
 
   async get(uri: string): Promise<Resource | undefined> {
     const json = await this.#kv.hashGet(this.#keys.resources(), uri);
-    return json ? (JSON.parse(json) as Resource) : undefined;
+    return json ? this.#view(JSON.parse(json) as StoredResource) : undefined;
   }
 
   async list(): Promise<Resource[]> {
     const all = await this.#kv.hashGetAll(this.#keys.resources());
     return Object.values(all)
-      .map((json) => JSON.parse(json) as Resource)
+      .map((json) => this.#view(JSON.parse(json) as StoredResource))
       .sort((a, b) => a.uri.localeCompare(b.uri));
+  }
+
+  /** The algorithms resources name themselves (the key ring keeps a family for each). */
+  async namedAlgs(): Promise<SigningAlg[]> {
+    const all = await this.#kv.hashGetAll(this.#keys.resources());
+    const named = Object.values(all).map((json) => (JSON.parse(json) as StoredResource).alg);
+    return [...new Set(named.filter((alg): alg is SigningAlg => alg !== undefined))];
+  }
+
+  #view(stored: StoredResource): Resource {
+    return { ...stored, alg: stored.alg ?? this.#options.defaultAlg };
   }
 
   async remove(uri: string): Promise<void> {

@@ -46,9 +46,17 @@ export async function openStore(config: Config, kv?: Kv): Promise<Store> {
   }
   const keys = new KeyNames(config.redisPrefix, (ns, id) => box.hashId(ns, id));
   const feed = new ChangeFeed(backend, keys);
-  const resources = new ResourceStore(backend, keys);
-  const consents = new ConsentStore(backend, keys, box);
   const jwtTokens = new JwtTokenStore(backend, keys);
+  const keyRing: KeyRingStore = new KeyRingStore(backend, keys, box, feed, {
+    algs: async () => families(config.accessTokenAlg, await resources.namedAlgs()),
+    maxTokenLifetimeSeconds: MAX_TOKEN_LIFETIME_SECONDS,
+    tokens: jwtTokens,
+  });
+  const resources: ResourceStore = new ResourceStore(backend, keys, {
+    defaultAlg: config.accessTokenAlg,
+    ensureKeyFamily: (alg) => keyRing.ensure([alg]),
+  });
+  const consents = new ConsentStore(backend, keys, box);
   return {
     kv: backend,
     keys,
@@ -58,11 +66,7 @@ export async function openStore(config: Config, kv?: Kv): Promise<Store> {
     clients: new ClientStore(backend, keys, box, resources, consents),
     consents,
     users: new UserStore(backend, keys, box),
-    keyRing: new KeyRingStore(backend, keys, box, feed, {
-      algs: families(config.accessTokenAlg),
-      maxTokenLifetimeSeconds: MAX_TOKEN_LIFETIME_SECONDS,
-      tokens: jwtTokens,
-    }),
+    keyRing,
     jwtTokens,
     audit: new AuditLog(backend, keys, box),
     secrets,

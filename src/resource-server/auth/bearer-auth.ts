@@ -48,8 +48,8 @@ export interface BearerAuthOptions {
   /** After a failed discovery, answer 503 without calling the AS again for this long. Default 1. */
   readonly discoveryRetrySeconds?: number;
   /**
-   * Restricts the accepted signing algorithms; by default those the AS advertises in
-   * `id_token_signing_alg_values_supported`. Either way only asymmetric algorithms are kept.
+   * Restricts the accepted signing algorithms; by default every asymmetric one, each pinned by the
+   * `alg` of the JWKS key the token names. Either way only asymmetric algorithms are kept.
    */
   readonly algorithms?: readonly string[];
   /** Credentials for the introspection endpoint; without them `checkRevocation()` does nothing. */

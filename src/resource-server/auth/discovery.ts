@@ -14,7 +14,6 @@ const discoveryDocument = z.object({
   issuer: z.string(),
   jwks_uri: z.url({ protocol: /^https?$/ }),
   introspection_endpoint: z.url({ protocol: /^https?$/ }).optional(),
-  id_token_signing_alg_values_supported: z.array(z.string()).optional(),
 });
 
 /**
@@ -65,10 +64,11 @@ async function fetchMetadata(options: DiscoveryOptions): Promise<AuthorizationSe
   if (document.issuer !== options.issuer) {
     throw new Error(`discovery issuer ${document.issuer} is not the configured issuer ${options.issuer}`);
   }
-  const advertised = options.algorithms ?? document.id_token_signing_alg_values_supported ?? [];
-  let signingAlgorithms = asymmetricOnly(advertised);
+  // Discovery lists no access-token algorithms (id_token_signing_alg_values_supported is about ID
+  // tokens, RS256 only here, while each API may name its own). Unless restricted, every asymmetric
+  // algorithm is accepted: the JWKS key a token names must carry that very `alg` and key type.
+  let signingAlgorithms = asymmetricOnly(options.algorithms ?? []);
   if (signingAlgorithms.length === 0) {
-    // Nothing usable advertised: the key type in the JWKS still has to match the algorithm.
     signingAlgorithms = [...ASYMMETRIC_ALGORITHMS];
   }
   return {
