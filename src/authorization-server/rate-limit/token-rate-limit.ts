@@ -5,7 +5,6 @@ import { AppError, StoreUnavailableError } from '../../shared/errors.ts';
 import { respondWithJsonError } from '../../shared/json-error.ts';
 import { bodyTooLarge, readRawBody, replayRawBody } from '../provider/form-body.ts';
 import type { Store } from '../storage/store.ts';
-import { createLimiter } from './limiter.ts';
 import {
   TOKEN_AUTH_FAILURES_PER_ADDRESS,
   TOKEN_AUTH_FAILURES_PER_CALLER,
@@ -37,34 +36,34 @@ interface TokenRequestClaim {
  *   per-address counter is checked first and a blocked address writes no more keys: the keys one
  *   address can create per window are bounded.
  * The client is the one the request claims (Basic credentials, `client_id`, or a client
- * assertion's issuer); authenticating it stays the provider's job. The checks are independent
- * single-key reads issued together, so they travel in one round trip (auto-pipelining).
+ * assertion's issuer); authenticating it stays the provider's job. The counters are fixed
+ * windows; the checks are independent single-key reads issued together, so they travel in one
+ * round trip, and counting happens after the response is sent.
  */
 export function limitTokenRequests(store: Store, perWindow: number, grantOf: GrantLookup) {
-  const issued = createLimiter(store, {
-    name: 'token-client',
-    points: perWindow,
-    durationSeconds: TOKEN_LIMIT_WINDOW_SECONDS,
-  });
-  const failedPerCaller = createLimiter(store, {
-    name: 'token-auth-failures',
-    points: TOKEN_AUTH_FAILURES_PER_CALLER,
-    durationSeconds: TOKEN_LIMIT_WINDOW_SECONDS,
-  });
-  const failedPerAddress = createLimiter(store, {
-    name: 'token-auth-failures-ip',
-    points: TOKEN_AUTH_FAILURES_PER_ADDRESS,
-    durationSeconds: TOKEN_LIMIT_WINDOW_SECONDS,
-  });
+  const windowMs = TOKEN_LIMIT_WINDOW_SECONDS * 1000;
+  const counter = (name: string, id: string) => `${store.keys.rateLimit(name)}:${id}`;
+  // Client ids are few and public: their keyed hashes are computed once, not per request.
+  const clientKeys = new Map<string, string>();
+  const clientKey = (clientId: string) => {
+    let key = clientKeys.get(clientId);
+    if (!key) {
+      key = counter('token-client', store.box.hashId('token-client', clientId));
+      if (clientKeys.size >= 10_000) clientKeys.clear();
+      clientKeys.set(clientId, key);
+    }
+    return key;
+  };
 
   async function budgetKey(claim: TokenRequestClaim): Promise<string | undefined> {
     if (!claim.clientId) return undefined;
     if (claim.publicGrant) {
       const grantId = await grantOf(claim.publicGrant.type, claim.publicGrant.value);
       // An unknown code or refresh token is refused by the provider (400) and never counted.
-      if (grantId) return store.box.hashId('token-grant', `${claim.clientId}\0${grantId}`);
+      if (grantId)
+        return counter('token-client', store.box.hashId('token-grant', `${claim.clientId}\0${grantId}`));
     }
-    return store.box.hashId('token-client', claim.clientId);
+    return clientKey(claim.clientId);
   }
 
   return async function limitTokenRequestsPerClient(ctx: Context, next: Next): Promise<void> {
@@ -74,29 +73,30 @@ export function limitTokenRequests(store: Store, perWindow: number, grantOf: Gra
       return;
     }
     let budget: string | undefined;
-    const addressKey = store.box.hashId('token-ip', ctx.ip);
-    const callerKey = store.box.hashId('token-ip-client', `${ctx.ip}\0${claim.clientId ?? ''}`);
+    const addressKey = counter('token-auth-failures-ip', store.box.hashId('token-ip', ctx.ip));
+    const callerKey = counter(
+      'token-auth-failures',
+      store.box.hashId('token-ip-client', `${ctx.ip}\0${claim.clientId ?? ''}`),
+    );
     try {
       budget = await budgetKey(claim);
-      const [client, address, caller] = await Promise.all([
-        budget ? issued.get(budget) : null,
-        failedPerAddress.get(addressKey),
-        failedPerCaller.get(callerKey),
-      ]);
-      if (address && address.consumedPoints >= TOKEN_AUTH_FAILURES_PER_ADDRESS) {
-        return tooMany(ctx, address.msBeforeNext, 'too many failed client authentications from this address');
+      const [address, caller, client] = await store.kv.readCounters(
+        budget ? [addressKey, callerKey, budget] : [addressKey, callerKey],
+      );
+      if (address && address.count >= TOKEN_AUTH_FAILURES_PER_ADDRESS) {
+        return tooMany(ctx, address.msLeft, 'too many failed client authentications from this address');
       }
-      if (caller && caller.consumedPoints >= TOKEN_AUTH_FAILURES_PER_CALLER) {
+      if (caller && caller.count >= TOKEN_AUTH_FAILURES_PER_CALLER) {
         return tooMany(
           ctx,
-          caller.msBeforeNext,
+          caller.msLeft,
           'too many failed client authentications for this client from this address',
         );
       }
-      if (client && client.consumedPoints >= perWindow) {
+      if (client && client.count >= perWindow) {
         return tooMany(
           ctx,
-          client.msBeforeNext,
+          client.msLeft,
           claim.publicGrant
             ? 'too many token requests for this grant'
             : 'too many token requests for this client',
@@ -112,11 +112,12 @@ export function limitTokenRequests(store: Store, perWindow: number, grantOf: Gra
     // The response is already on its way: counting adds no latency.
     const status = ctx.res.statusCode;
     if (status === 401) {
-      await Promise.all([failedPerAddress.penalty(addressKey), failedPerCaller.penalty(callerKey)]).catch(
-        () => {},
-      );
+      await Promise.all([
+        store.kv.countUp(addressKey, windowMs),
+        store.kv.countUp(callerKey, windowMs),
+      ]).catch(() => {});
     } else if (status < 400 && budget) {
-      await issued.penalty(budget).catch(() => {});
+      await store.kv.countUp(budget, windowMs).catch(() => {});
     }
   };
 }

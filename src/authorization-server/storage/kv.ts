@@ -53,6 +53,15 @@ export interface Kv {
   setMembers(key: string): Promise<string[]>;
 
   /**
+   * Fixed-window counters: each key's count and the milliseconds left in its window (0 and 0 when
+   * absent). Single-key reads issued together: one round trip for all of them. Rejects at once
+   * when the store is not ready.
+   */
+  readCounters(keys: string[]): Promise<{ count: number; msLeft: number }[]>;
+  /** Adds one to a fixed-window counter, starting a window of `windowMs` when the key is new. */
+  countUp(key: string, windowMs: number): Promise<void>;
+
+  /**
    * Adds a member to an index ordered by expiry (epoch seconds), dropping the members already
    * expired, so the index holds live entries only; the index lives as long as its newest member.
    */

@@ -130,6 +130,20 @@ export class MemoryKv implements Kv {
     return value instanceof Set && value.has(CLOSED);
   }
 
+  async readCounters(keys: string[]): Promise<{ count: number; msLeft: number }[]> {
+    return keys.map((key) => {
+      const entry = this.#live(key);
+      const count = typeof entry?.value === 'string' ? Number(entry.value) : 0;
+      return { count, msLeft: count && entry?.expiresAt ? entry.expiresAt - Date.now() : 0 };
+    });
+  }
+
+  async countUp(key: string, windowMs: number): Promise<void> {
+    const entry = this.#live(key);
+    if (typeof entry?.value === 'string' && entry.expiresAt) entry.value = String(Number(entry.value) + 1);
+    else this.#entries.set(key, { value: '1', expiresAt: Date.now() + windowMs });
+  }
+
   async indexByExpiry(key: string, member: string, expiresAt: number): Promise<void> {
     const now = Math.floor(Date.now() / 1000);
     const entry = this.#live(key);

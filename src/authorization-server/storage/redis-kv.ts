@@ -40,6 +40,12 @@ if ttl > 0 then
 end
 return 1`;
 
+/** One step of a fixed-window counter: the window starts with the first count. */
+const COUNT_UP = `
+local count = redis.call('INCR', KEYS[1])
+if count == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return count`;
+
 /** Trims expired members, adds one, and keeps the index alive as long as its newest member. */
 const INDEX_BY_EXPIRY = `
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
@@ -142,6 +148,19 @@ export class RedisKv implements Kv {
 
   async isSetClosed(key: string): Promise<boolean> {
     return (await this.client.sismember(key, CLOSED)) === 1;
+  }
+
+  async readCounters(keys: string[]): Promise<{ count: number; msLeft: number }[]> {
+    if (!this.ready) throw new Error('Redis is not ready');
+    const replies = await Promise.all(keys.flatMap((key) => [this.client.get(key), this.client.pttl(key)]));
+    return keys.map((_, i) => {
+      const count = Number(replies[2 * i] ?? 0);
+      return { count, msLeft: count ? Math.max(0, Number(replies[2 * i + 1])) : 0 };
+    });
+  }
+
+  async countUp(key: string, windowMs: number): Promise<void> {
+    await this.client.eval(COUNT_UP, 1, key, String(windowMs));
   }
 
   async indexByExpiry(key: string, member: string, expiresAt: number): Promise<void> {
