@@ -8,6 +8,8 @@ import type { Logger } from '../shared/logger.ts';
 import { logRequests } from '../shared/request-log.ts';
 import { baselineSecurityHeaders } from './interactions/security-headers.ts';
 import type { ProviderHost } from './provider/provider-host.ts';
+import { limitTokenRequests } from './rate-limit/token-rate-limit.ts';
+import { readRequestBody, replayRequest } from './request-body.ts';
 import type { Store } from './storage/store.ts';
 
 export interface AppDeps {
@@ -72,6 +74,9 @@ export function buildApp({ config, store, host, logger, routers = [] }: AppDeps)
 
   // Every response, the provider's included; our pages set a stricter policy of their own.
   app.use(baselineSecurityHeaders);
+  // Every body, read once within its limit; our steps read it from here, the provider a replay.
+  app.use(readRequestBody());
+  if (config.tokenRateLimit > 0) app.use(tokenLimits(config, store, host).routes());
   app.use(router.routes()).use(router.allowedMethods());
   for (const extra of routers) app.use(extra.routes()).use(extra.allowedMethods());
 
@@ -79,8 +84,25 @@ export function buildApp({ config, store, host, logger, routers = [] }: AppDeps)
     // With Redis away, answer at once rather than let every request wait for a command timeout.
     if (!store.kv.ready) throw new StoreUnavailableError();
     ctx.respond = false;
-    await host.handler(ctx.req, ctx.res);
+    await host.handler(replayRequest(ctx), ctx.res);
   });
 
   return app;
+}
+
+/** The `/token` budgets (rate-limit/token-rate-limit.ts), in front of the provider. */
+function tokenLimits(config: Config, store: Store, host: ProviderHost): Router {
+  const token = new Router();
+  token.post(
+    '/token',
+    limitTokenRequests(store, config.tokenRateLimit, async (type, value) => {
+      const { provider } = host;
+      const model =
+        type === 'refresh_token'
+          ? await provider.RefreshToken.find(value)
+          : await provider.AuthorizationCode.find(value);
+      return model?.grantId;
+    }),
+  );
+  return token;
 }

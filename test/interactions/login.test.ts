@@ -138,8 +138,9 @@ test('form posts accept only urlencoded bodies, size-limited', async (t) => {
 
   const page = await openLoginPage();
   const huge = await page.agent.postForm(page.loginUrl, { email: user.email, password: 'x'.repeat(20_000) });
+  // The one 413 of the body step, the same on every endpoint (issue 9 #8).
   t.is(huge.status, 413);
-  t.regex(huge.headers.get('content-type') ?? '', /^text\/html/);
+  t.like(await huge.json(), { error: 'invalid_request' });
 });
 
 test('a login post without the interaction cookie is refused', async (t) => {

@@ -4,7 +4,6 @@ import type { Logger } from '../../shared/logger.ts';
 import type { ProviderPages } from '../provider/configuration.ts';
 import type { ProviderHost } from '../provider/provider-host.ts';
 import { LoginThrottle } from '../rate-limit/login-throttle.ts';
-import { limitTokenRequests } from '../rate-limit/token-rate-limit.ts';
 import { TotpFactor } from '../second-factor/totp-factor.ts';
 import type { Store } from '../storage/store.ts';
 import { accountSecurity } from './account-security.ts';
@@ -44,7 +43,7 @@ export function createProviderPages(views: Views): ProviderPages {
 
 /**
  * End-user interactions: the login and consent pages oidc-provider sends people to, the
- * stylesheet, and the limits in front of `/token`.
+ * stylesheet.
  */
 export function createInteractions({
   config,
@@ -137,21 +136,6 @@ export function createInteractions({
   });
 
   const routers = [pages, account];
-  if (config.tokenRateLimit > 0) {
-    const token = new Router();
-    token.post(
-      '/token',
-      limitTokenRequests(store, config.tokenRateLimit, async (type, value) => {
-        const { provider } = host;
-        const model =
-          type === 'refresh_token'
-            ? await provider.RefreshToken.find(value)
-            : await provider.AuthorizationCode.find(value);
-        return model?.grantId;
-      }),
-    );
-    routers.push(token);
-  }
 
   return {
     routers,

@@ -1,9 +1,9 @@
 import { parse as parseQuery, stringify as stringifyQuery } from 'node:querystring';
 import { compactVerify, createLocalJWKSet, decodeProtectedHeader, type JWK } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
+import { replaceBody, requestBody } from '../request-body.ts';
 import type { JwtAccessTokenModel, JwtTokenStore } from '../storage/jwt-token-store.ts';
 import type { KeyNames } from '../storage/redis-keys.ts';
-import { bodyTooLarge, readRawBody, replayRawBody } from './form-body.ts';
 
 /**
  * oidc-provider does not store JWT access tokens, so it can neither introspect nor revoke them
@@ -61,42 +61,36 @@ function looksLikeJws(value: unknown): value is string {
 }
 
 /**
- * Provider middleware for the introspection and revocation routes. A JWT that does not verify
- * against our published keys is swapped for a value that matches nothing: inactive, and for
- * revocation the 200 that RFC 7009 §2.2 asks for with an invalid token.
+ * Provider middleware that lets introspection and revocation take our JWT access tokens. A form
+ * whose `token` is a JWT gets, before the provider reads it, the token's registry reference in its
+ * place; a JWT that does not verify against our published keys gets a value that matches nothing
+ * (inactive, and for revocation the 200 that RFC 7009 §2.2 asks for). No other endpoint here reads
+ * a `token` parameter (token exchange is off), so the swap looks at no path: whatever spelling of
+ * the endpoint the provider's router accepts (any case, a trailing slash), the provider itself
+ * routes the request, and its route name says when an introspection answer gets the token's own
+ * identifiers back.
  */
-export function jwtTokenRegistryBridge(
-  keys: KeyNames,
-  publicJwks: JWK[],
-  paths: { introspection: string; revocation: string },
-) {
+export function jwtTokenRegistryBridge(keys: KeyNames, publicJwks: JWK[]) {
   const keySet = createLocalJWKSet({ keys: publicJwks });
-  return async (ctx: KoaContextWithOIDC, next: () => Promise<void>) => {
-    const route =
-      ctx.path === paths.introspection
-        ? 'introspection'
-        : ctx.path === paths.revocation
-          ? 'revocation'
-          : undefined;
-    if (!route || ctx.method !== 'POST' || !ctx.is('application/x-www-form-urlencoded')) return next();
+  return async function swapJwtForReference(ctx: KoaContextWithOIDC, next: () => Promise<void>) {
+    const raw =
+      ctx.method === 'POST' && ctx.is('application/x-www-form-urlencoded') ? requestBody(ctx) : undefined;
+    const form = raw && (parseQuery(raw.toString('utf8')) as Record<string, string | string[]>);
+    if (!form || !looksLikeJws(form.token)) return next();
 
-    const raw = await readRawBody(ctx.req);
-    if (!raw) return bodyTooLarge(ctx);
-    const form = parseQuery(raw.toString('utf8')) as Record<string, string | string[]>;
     let claims: { jti?: unknown; sub?: unknown } = {};
     let jti: string | undefined;
-    if (looksLikeJws(form.token)) {
-      try {
-        const { payload } = await compactVerify(form.token, keySet);
-        claims = JSON.parse(new TextDecoder().decode(payload));
-        if (typeof claims.jti === 'string') jti = claims.jti;
-      } catch {
-        // Not ours, tampered or malformed: it stays unknown.
-      }
-      form.token = jti ? keys.jwtReference(jti) : 'unknown-structured-token';
+    try {
+      const { payload } = await compactVerify(form.token, keySet);
+      claims = JSON.parse(new TextDecoder().decode(payload));
+      if (typeof claims.jti === 'string') jti = claims.jti;
+    } catch {
+      // Not ours, tampered or malformed: it stays unknown.
     }
-    replayRawBody(ctx.req, Buffer.from(stringifyQuery(form)));
+    form.token = jti ? keys.jwtReference(jti) : 'unknown-structured-token';
+    replaceBody(ctx.req, Buffer.from(stringifyQuery(form)));
     await next();
+    const route = (ctx as { oidc?: { route?: string } }).oidc?.route;
     if (route === 'introspection' && jti && (ctx.body as { active?: boolean } | undefined)?.active) {
       // The stored record is keyed by the reference; report the token's own identifiers.
       Object.assign(ctx.body as Record<string, unknown>, { jti, sub: claims.sub });

@@ -96,6 +96,7 @@ export class ProviderHost {
     provider.proxy = config.trustProxy;
     provider.use(jsonNotFound);
     provider.use(retryAfterWhenUnavailable);
+    provider.use(logoutFormType);
     provider.use(rfc6749ErrorCodes);
     provider.use(tokenResponseScope);
     provider.use(discoveryScopes(store.resources));
@@ -104,7 +105,6 @@ export class ProviderHost {
       jwtTokenRegistryBridge(
         store.keys,
         snapshot.ring.keys.map((k) => publicJwk(k.jwk)),
-        { introspection: '/token/introspection', revocation: '/token/revocation' },
       ),
     );
     provider.on('server_error', (_ctx, error) =>
@@ -120,6 +120,24 @@ async function jsonNotFound(ctx: KoaContextWithOIDC, next: () => Promise<void>):
   if (ctx.status === 404 && ctx.body == null) {
     ctx.body = { error: 'not_found', error_description: 'no such endpoint (or not with this method)' };
     ctx.status = 404;
+  }
+}
+
+/**
+ * Our logout page posts its form to the provider's end_session_confirm route, which accepts an
+ * urlencoded body or none; a body of another type is refused there (400, on our error page). For
+ * a page's form that is a 415, as for our other pages' forms (interactions/form-body.ts).
+ */
+async function logoutFormType(ctx: KoaContextWithOIDC, next: () => Promise<void>): Promise<void> {
+  await next();
+  const route = (ctx as { oidc?: { route?: string } }).oidc?.route;
+  if (
+    route === 'end_session_confirm' &&
+    ctx.status === 400 &&
+    ctx.get('content-type') !== '' &&
+    !ctx.is('application/x-www-form-urlencoded')
+  ) {
+    ctx.status = 415;
   }
 }
 

@@ -1,9 +1,8 @@
-import { parse as parseQuery } from 'node:querystring';
 import { decodeJwt } from 'jose';
 import type { Context, Next } from 'koa';
 import { AppError, StoreUnavailableError } from '../../shared/errors.ts';
 import { respondWithJsonError } from '../../shared/json-error.ts';
-import { bodyTooLarge, readRawBody, replayRawBody } from '../provider/form-body.ts';
+import { requestForm } from '../request-body.ts';
 import type { Store } from '../storage/store.ts';
 import {
   TOKEN_AUTH_FAILURES_PER_ADDRESS,
@@ -67,11 +66,7 @@ export function limitTokenRequests(store: Store, perWindow: number, grantOf: Gra
   }
 
   return async function limitTokenRequestsPerClient(ctx: Context, next: Next): Promise<void> {
-    const claim = await claimOf(ctx);
-    if (claim === 'too-large') {
-      bodyTooLarge(ctx);
-      return;
-    }
+    const claim = claimOf(ctx);
     let budget: string | undefined;
     const addressKey = counter('token-auth-failures-ip', store.box.hashId('token-ip', ctx.ip));
     const callerKey = counter(
@@ -133,15 +128,12 @@ function tooMany(ctx: Context, msBeforeNext: number, description: string): void 
 
 const PUBLIC_GRANTS = { refresh_token: 'refresh_token', authorization_code: 'code' } as const;
 
-/** The client a token request names, reading the form body when the credentials are in it. */
-async function claimOf(ctx: Context): Promise<TokenRequestClaim | 'too-large'> {
+/** The client a token request names, from the form body (request-body.ts) when the credentials are in it. */
+function claimOf(ctx: Context): TokenRequestClaim {
   const basic = basicClientId(ctx.get('authorization'));
   if (basic) return { clientId: basic };
   if (ctx.method !== 'POST' || !ctx.is('application/x-www-form-urlencoded')) return { clientId: undefined };
-  const raw = await readRawBody(ctx.req);
-  if (raw === undefined) return 'too-large';
-  replayRawBody(ctx.req, raw);
-  const form = parseQuery(raw.toString('utf8'));
+  const form = requestForm(ctx);
   if (typeof form.client_assertion === 'string') {
     try {
       const { iss } = decodeJwt(form.client_assertion);

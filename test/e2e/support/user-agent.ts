@@ -44,6 +44,11 @@ export class UserAgent {
     return this.#send(url, { method: 'POST', headers: { 'content-type': contentType }, body });
   }
 
+  /** A POST with no Content-Type header at all (bytes, not text, so fetch adds none). */
+  async postUntyped(url: string, body = ''): Promise<Response> {
+    return this.#send(url, { method: 'POST', body: new TextEncoder().encode(body) });
+  }
+
   async #send(url: string, init: RequestInit): Promise<Response> {
     const target = new URL(url);
     const cookie = [...this.#cookies.values()]
