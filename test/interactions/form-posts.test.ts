@@ -1,12 +1,18 @@
 import test from 'ava';
 import { Deployment, startClientSite, type TestUser } from '../e2e/support/deployment.ts';
-import { authorizationRequest, exchangeCode, UserAgent } from '../e2e/support/user-agent.ts';
+import {
+  authorizationRequest,
+  exchangeCode,
+  runAuthorization,
+  UserAgent,
+} from '../e2e/support/user-agent.ts';
 import type { RunningAuthServer } from '../support/auth-server.ts';
 
 /**
  * Issue 10 item 3: the login, consent, abort and logout forms take a post from any user agent: an
  * empty body with no Content-Type (what Python requests or libcurl send for a button-only form)
  * and an urlencoded form with any charset parameter. Any other type is a 415 on the error page.
+ * Serial: the tests share one user, whose consent to the client one of them gives.
  */
 let deployment: Deployment;
 let server: RunningAuthServer;
@@ -91,21 +97,24 @@ async function signIn(agent: UserAgent) {
 
 const credentials = () => new URLSearchParams({ email: user.email, password: user.password }).toString();
 
-test('login: an empty post with no Content-Type is answered on the page, not refused as a media type', async (t) => {
-  const agent = new UserAgent();
-  const { base } = await openInteraction(agent);
-  const response = await agent.postUntyped(`${base}/login`);
-  t.not(response.status, 415);
-  t.is(response.status, 200, 'the form comes back asking for the fields');
-  t.regex(response.headers.get('content-type') ?? '', /^text\/html/);
-});
+test.serial(
+  'login: an empty post with no Content-Type is answered on the page, not refused as a media type',
+  async (t) => {
+    const agent = new UserAgent();
+    const { base } = await openInteraction(agent);
+    const response = await agent.postUntyped(`${base}/login`);
+    t.not(response.status, 415);
+    t.is(response.status, 200, 'the form comes back asking for the fields');
+    t.regex(response.headers.get('content-type') ?? '', /^text\/html/);
+  },
+);
 
 for (const type of [
   'application/x-www-form-urlencoded; charset=UTF-8',
   'application/x-www-form-urlencoded;charset=utf-8',
   'Application/X-WWW-Form-Urlencoded; charset=ISO-8859-1',
 ]) {
-  test(`login: ${type} signs the person in`, async (t) => {
+  test.serial(`login: ${type} signs the person in`, async (t) => {
     const agent = new UserAgent();
     const { base } = await openInteraction(agent);
     const response = await agent.postRaw(`${base}/login`, credentials(), type);
@@ -113,7 +122,7 @@ for (const type of [
   });
 }
 
-test('consent and abort: empty posts with no Content-Type approve and deny', async (t) => {
+test.serial('consent and abort: empty posts with no Content-Type approve and deny', async (t) => {
   const agent = new UserAgent();
   const consent = await signIn(agent);
   t.is(consent.prompt, 'confirm');
@@ -129,7 +138,7 @@ test('consent and abort: empty posts with no Content-Type approve and deny', asy
   t.truthy(approved.searchParams.get('code'));
 });
 
-test('login, consent and abort: other types get 415 on the error page', async (t) => {
+test.serial('login, consent and abort: other types get 415 on the error page', async (t) => {
   const agent = new UserAgent();
   const { base } = await openInteraction(agent);
   for (const [path, body, type] of [
@@ -146,33 +155,37 @@ test('login, consent and abort: other types get 415 on the error page', async (t
   t.is(untypedBody.status, 415, 'a body with no type is not guessed at');
 });
 
-test('logout: the form posted with a charset parameter signs out; another type is a 415 page', async (t) => {
-  const agent = new UserAgent();
-  const consent = await signIn(agent);
-  const callback = await landOnClient(agent, await agent.postUntyped(`${consent.base}/confirm`));
-  const tokens = await exchangeCode(server.issuer, callback, {
-    client_id: 'form-app',
-    redirect_uri: redirectUri,
-    verifier: consent.request.verifier,
-  });
-  const query = new URLSearchParams({
-    id_token_hint: tokens.id_token as string,
-    post_logout_redirect_uri: loggedOutUri,
-  });
-  const page = await (await agent.get(`${server.issuer}/session/end?${query}`)).text();
-  const form = /<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/.exec(page);
-  const action = new URL(form?.[1] ?? '', server.issuer).href;
-  const inputs = new URLSearchParams(
-    [...(form?.[2] ?? '').matchAll(/<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g)].map(
-      (m) => [m[1], m[2]] as [string, string],
-    ),
-  ).toString();
+test.serial(
+  'logout: the form posted with a charset parameter signs out; another type is a 415 page',
+  async (t) => {
+    const agent = new UserAgent();
+    const request = newRequest();
+    // Signed in by a form post; consent was given by an earlier test, or is given here.
+    const { callback } = await runAuthorization(agent, request.url, redirectUri, { credentials: user });
+    const tokens = await exchangeCode(server.issuer, callback, {
+      client_id: 'form-app',
+      redirect_uri: redirectUri,
+      verifier: request.verifier,
+    });
+    const query = new URLSearchParams({
+      id_token_hint: tokens.id_token as string,
+      post_logout_redirect_uri: loggedOutUri,
+    });
+    const page = await (await agent.get(`${server.issuer}/session/end?${query}`)).text();
+    const form = /<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/.exec(page);
+    const action = new URL(form?.[1] ?? '', server.issuer).href;
+    const inputs = new URLSearchParams(
+      [...(form?.[2] ?? '').matchAll(/<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g)].map(
+        (m) => [m[1], m[2]] as [string, string],
+      ),
+    ).toString();
 
-  const refused = await agent.postRaw(action, inputs, 'text/plain');
-  t.is(refused.status, 415);
-  t.regex(refused.headers.get('content-type') ?? '', /^text\/html/);
+    const refused = await agent.postRaw(action, inputs, 'text/plain');
+    t.is(refused.status, 415);
+    t.regex(refused.headers.get('content-type') ?? '', /^text\/html/);
 
-  const done = await agent.postRaw(action, inputs, 'application/x-www-form-urlencoded; charset=UTF-8');
-  t.is(done.status, 303);
-  t.true((done.headers.get('location') ?? '').startsWith(loggedOutUri));
-});
+    const done = await agent.postRaw(action, inputs, 'application/x-www-form-urlencoded; charset=UTF-8');
+    t.is(done.status, 303);
+    t.true((done.headers.get('location') ?? '').startsWith(loggedOutUri));
+  },
+);
