@@ -226,7 +226,9 @@ test('one audience per token: the response scope is the token scope, API or user
 
   const refreshed = async (refreshToken: string, extra: Record<string, string> = {}) =>
     (await (await refresh(refreshToken, extra)).json()) as Record<string, string>;
-  const forUserinfo = await refreshed(tokens.refresh_token as string);
+  const again = await refreshed(tokens.refresh_token as string);
+  t.is(again.scope, 'policies:read', 'a refresh without resource keeps the API (RFC 8707 §2.2)');
+  const forUserinfo = await refreshed(again.refresh_token as string, { scope: 'openid offline_access' });
   t.is(forUserinfo.scope, 'openid offline_access');
   const me = await fetch(`${server.issuer}/me`, {
     headers: { authorization: `Bearer ${forUserinfo.access_token}` },

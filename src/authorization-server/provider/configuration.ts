@@ -9,7 +9,7 @@ import type { Store } from '../storage/store.ts';
 import { findAccount, loadExistingGrant } from './accounts.ts';
 import { recordJwtAccessTokens } from './jwt-token-registry.ts';
 import { interactionPolicyWithMfa } from './mfa-policy.ts';
-import { resourceIndicators } from './resource-indicators.ts';
+import { checkRefreshTarget, resourceIndicators } from './resource-indicators.ts';
 
 /** Pages oidc-provider renders itself (errors, logout); the interactions module supplies them. */
 export interface ProviderPages {
@@ -145,7 +145,13 @@ export function providerConfiguration(
     // PKCE (RFC 7636) for every authorization code request; oidc-provider only knows S256.
     pkce: { required: () => true },
     formats: { customizers: { jwt: recordJwtAccessTokens(store.jwtTokens) as never } },
-    rotateRefreshToken: true,
+    // Refresh tokens always rotate. oidc-provider calls this after validating the refresh token and
+    // before spending it: a refused target is checked here, so a mistaken request does not spend the
+    // token (a later retry with it would otherwise read as reuse and revoke the grant).
+    rotateRefreshToken(ctx) {
+      checkRefreshTarget(ctx);
+      return true;
+    },
     // Registering a client for the refresh_token grant is the admin's consent to refresh tokens
     // (OIDC Core §11's "other conditions"): they are issued in the code flow whether or not the
     // request carried offline_access with prompt=consent. They rotate on every use and end with

@@ -2,7 +2,7 @@ import type { Client, KoaContextWithOIDC, ResourceServer } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { SigningAlg } from '../keys/signing-key-ring.ts';
 import { clientResources, registeredScopes } from '../storage/client-store.ts';
-import type { ResourceStore } from '../storage/resource-store.ts';
+import { OPENID_SCOPES, type ResourceStore } from '../storage/resource-store.ts';
 
 export interface ResourcePolicyOptions {
   resources: ResourceStore;
@@ -41,6 +41,30 @@ function refuseUnregisteredScopes(ctx: KoaContextWithOIDC, client: Client): Set<
   return registered;
 }
 
+const isOpenIdScope = (scope: string) => (OPENID_SCOPES as readonly string[]).includes(scope);
+
+/** A refresh whose `scope` names OpenID scopes only asks for a userinfo token, not an API token. */
+function asksForUserinfo(ctx: KoaContextWithOIDC): boolean {
+  const scopes = requestedScopes(ctx);
+  return scopes.size > 0 && [...scopes].every(isOpenIdScope);
+}
+
+/**
+ * What a refresh may ask for, checked before the refresh token is spent: a `resource` the grant
+ * holds (RFC 8707 §2.2), and a userinfo token only with `openid`.
+ */
+export function checkRefreshTarget(ctx: KoaContextWithOIDC): void {
+  if (ctx.oidc.params?.grant_type !== 'refresh_token') return;
+  const refreshToken = ctx.oidc.entities.RefreshToken as { resourceIndicators?: Set<string> } | undefined;
+  const resource = ctx.oidc.params.resource;
+  if (typeof resource === 'string' && !refreshToken?.resourceIndicators?.has(resource)) {
+    throw new errors.InvalidTarget('the grant does not hold this resource');
+  }
+  if (resource === undefined && asksForUserinfo(ctx) && !requestedScopes(ctx).has('openid')) {
+    throw new errors.InvalidScope('a token for userinfo needs the openid scope', 'openid');
+  }
+}
+
 /**
  * RFC 8707 resource indicators as SPEC states them: a client may only target the resources it is
  * registered for; each token is for one audience; without `resource`, the client's default
@@ -63,10 +87,12 @@ export function resourceIndicators({ resources, accessTokenTtl, signingKid }: Re
       return resource?.scopes.some((s) => wanted.has(s)) ? fallback : undefined;
     },
 
-    // The code exchange keeps the resource chosen at authorization; a refresh without `resource`
-    // asks for a userinfo token (SPEC: "gets the second with its refresh token").
-    useGrantedResource(_ctx: KoaContextWithOIDC, model: { kind: string }) {
-      return model.kind === 'AuthorizationCode';
+    // The code exchange keeps the resource chosen at authorization. A refresh keeps the API it was
+    // granted for (RFC 8707 §2.2: every common RP library refreshes without `resource`), unless its
+    // `scope` names OpenID scopes only: that asks for a userinfo token. oidc-provider checks that
+    // the scopes only narrow, and that a `resource` given is one the grant holds (invalid_target).
+    useGrantedResource(ctx: KoaContextWithOIDC, model: { kind: string }) {
+      return model.kind === 'AuthorizationCode' || !asksForUserinfo(ctx);
     },
 
     async getResourceServerInfo(
