@@ -1,6 +1,6 @@
 import { type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../../config/config.ts';
-import { currentKid, type KeyRing, providerJwks } from '../keys/signing-key-ring.ts';
+import { currentKid, type KeyRing } from '../keys/signing-key-ring.ts';
 import { ACR } from '../second-factor/authentication-context.ts';
 import { clientResources } from '../storage/client-store.ts';
 import { createAdapterClass } from '../storage/oidc-adapter.ts';
@@ -10,6 +10,7 @@ import { findAccount, loadExistingGrant } from './accounts.ts';
 import { recordJwtAccessTokens } from './jwt-token-registry.ts';
 import { interactionPolicyWithMfa } from './mfa-policy.ts';
 import { checkRefreshTarget, resourceIndicators } from './resource-indicators.ts';
+import { providerSigningKeys } from './signing-keys.ts';
 
 /** Pages oidc-provider renders itself (errors, logout); the interactions module supplies them. */
 export interface ProviderPages {
@@ -60,7 +61,8 @@ export function providerConfiguration(
     findAccount: findAccount(store.users),
     // Consent is remembered per account and client; first-party clients skip it (accounts.ts).
     loadExistingGrant: loadExistingGrant(store.consents),
-    jwks: providerJwks(snapshot.ring) as Configuration['jwks'],
+    // Signed with node:crypto KeyObjects imported once per provider (signing-keys.ts).
+    jwks: { keys: providerSigningKeys(snapshot.ring) },
     cookies: { keys: store.box.cookieKeys(), long: cookie, short: cookie },
     // OpenID scopes only: oidc-provider treats every scope listed here as an OpenID scope (userinfo
     // tokens would carry API scopes). API scopes come from the resources (resource-indicators.ts).
@@ -96,6 +98,8 @@ export function providerConfiguration(
     expiresWithSession: () => true,
     features: {
       devInteractions: { enabled: false },
+      // ExternalSigningKey (signing-keys.ts): synchronous node:crypto signatures with cached keys.
+      externalSigningSupport: { enabled: true, ack: 'experimental-01' },
       // The resource servers here take bearer tokens only; a DPoP-bound token that they would
       // accept as a plain bearer token would be a false promise (RFC 9449 §7).
       dPoP: { enabled: false },
