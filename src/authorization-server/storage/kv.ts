@@ -2,8 +2,9 @@ import type { RedisConnection } from '../../shared/redis.ts';
 
 /**
  * The few storage operations the product needs, implemented by Redis (redis-kv.ts) and by an
- * in-process store (memory-kv.ts). Every operation touches one key, so the layout works on Redis
- * Cluster; operations that must be atomic are atomic on that one key.
+ * in-process store (memory-kv.ts). Every operation touches one key, or (the audit trail's log
+ * operations) keys of one hash slot, so the layout works on Redis Cluster; operations that must be
+ * atomic are atomic there.
  */
 export interface StoredRecord {
   sealed: string;
@@ -16,6 +17,12 @@ export interface StoredRecord {
 }
 
 export type ReplaceResult = 'replaced' | 'changed' | 'missing';
+
+/** One entry of an append-only log (a Redis stream): its id orders it. */
+export interface LogEntry {
+  id: string;
+  value: string;
+}
 
 export interface Kv {
   readonly kind: 'redis' | 'memory';
@@ -78,9 +85,33 @@ export interface Kv {
   hashDelete(key: string, field: string): Promise<boolean>;
   hashGetAll(key: string): Promise<Record<string, string>>;
 
-  /** Prepends to a capped list (newest first), keeping at most `max` entries. */
-  pushCapped(key: string, value: string, max: number): Promise<void>;
-  listRange(key: string, count: number): Promise<string[]>;
+  /**
+   * Appends values to a log when its head record (a key in the same hash slot) still holds
+   * `expectedHead` (undefined: absent), and sets the head to `newHead`, atomically. Returns the new
+   * entries' ids, or undefined when another writer moved the head first.
+   */
+  appendToLog(
+    logKey: string,
+    headKey: string,
+    expectedHead: string | undefined,
+    newHead: string,
+    values: string[],
+  ): Promise<string[] | undefined>;
+  /** Up to `count` entries, oldest first, after `afterId` (from the start when undefined). */
+  readLog(logKey: string, afterId: string | undefined, count: number): Promise<LogEntry[]>;
+  /** Up to `count` entries, newest first. */
+  readLogNewest(logKey: string, count: number): Promise<LogEntry[]>;
+  /**
+   * Drops the entries up to and including `throughId` and writes `checkpoint` (a key in the same
+   * hash slot) when it still holds `expected`, atomically; false when another writer got there first.
+   */
+  trimLog(
+    logKey: string,
+    checkpointKey: string,
+    expected: string | undefined,
+    checkpoint: string,
+    throughId: string,
+  ): Promise<boolean>;
 
   publish(channel: string, message: string): Promise<void>;
   /** Calls onMessage for each message on the channel until the returned function is called. */

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Kv, ReplaceResult, StoredRecord } from './kv.ts';
+import type { Kv, LogEntry, ReplaceResult, StoredRecord } from './kv.ts';
 
 /** The member that marks a set closed (as in redis-kv.ts). */
 const CLOSED = '!closed';
@@ -24,6 +24,8 @@ export class MemoryKv implements Kv {
   readonly limiterClient = undefined;
   readonly #entries = new Map<string, Entry>();
   readonly #bus = new EventEmitter();
+  readonly #logs = new Map<string, LogEntry[]>();
+  #lastLogId = { ms: 0, seq: 0 };
 
   #live(key: string): Entry | undefined {
     const entry = this.#entries.get(key);
@@ -190,14 +192,60 @@ export class MemoryKv implements Kv {
     return Object.fromEntries(this.#map(key, false) ?? []);
   }
 
-  async pushCapped(key: string, value: string, max: number): Promise<void> {
-    const current = (await this.get(key)) ?? '[]';
-    const list = [value, ...(JSON.parse(current) as string[])].slice(0, max);
-    this.#put(key, JSON.stringify(list));
+  /** Stream-like ids (ms-seq), increasing even within one millisecond. */
+  #nextLogId(): string {
+    const ms = Date.now();
+    this.#lastLogId =
+      ms > this.#lastLogId.ms ? { ms, seq: 0 } : { ms: this.#lastLogId.ms, seq: this.#lastLogId.seq + 1 };
+    return `${this.#lastLogId.ms}-${this.#lastLogId.seq}`;
   }
 
-  async listRange(key: string, count: number): Promise<string[]> {
-    return (JSON.parse((await this.get(key)) ?? '[]') as string[]).slice(0, count);
+  async appendToLog(
+    logKey: string,
+    headKey: string,
+    expectedHead: string | undefined,
+    newHead: string,
+    values: string[],
+  ): Promise<string[] | undefined> {
+    if ((await this.get(headKey)) !== expectedHead) return undefined;
+    const log = this.#logs.get(logKey) ?? [];
+    this.#logs.set(logKey, log);
+    const ids = values.map((value) => {
+      const id = this.#nextLogId();
+      log.push({ id, value });
+      return id;
+    });
+    this.#put(headKey, newHead);
+    return ids;
+  }
+
+  async readLog(logKey: string, afterId: string | undefined, count: number): Promise<LogEntry[]> {
+    const log = this.#logs.get(logKey) ?? [];
+    const start = afterId === undefined ? 0 : log.findIndex((e) => compareIds(e.id, afterId) > 0);
+    return start < 0 ? [] : log.slice(start, start + count).map((e) => ({ ...e }));
+  }
+
+  async readLogNewest(logKey: string, count: number): Promise<LogEntry[]> {
+    return (this.#logs.get(logKey) ?? [])
+      .slice(-count)
+      .reverse()
+      .map((e) => ({ ...e }));
+  }
+
+  async trimLog(
+    logKey: string,
+    checkpointKey: string,
+    expected: string | undefined,
+    checkpoint: string,
+    throughId: string,
+  ): Promise<boolean> {
+    if ((await this.get(checkpointKey)) !== expected) return false;
+    this.#put(checkpointKey, checkpoint);
+    this.#logs.set(
+      logKey,
+      (this.#logs.get(logKey) ?? []).filter((e) => compareIds(e.id, throughId) > 0),
+    );
+    return true;
   }
 
   async publish(channel: string, message: string): Promise<void> {
@@ -216,4 +264,10 @@ export class MemoryKv implements Kv {
   async close(): Promise<void> {
     this.#bus.removeAllListeners();
   }
+}
+
+function compareIds(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am - bm || as - bs;
 }

@@ -1,7 +1,7 @@
 /**
  * Every key name the product writes, in one place. Secret identifiers (token, code, session,
- * interaction ids; emails) only ever appear as keyed hashes. No operation spans two keys, so no
- * hash tags are needed for Redis Cluster.
+ * interaction ids; emails) only ever appear as keyed hashes. Only the audit trail's operations span
+ * two keys, and its keys share one hash tag for Redis Cluster.
  */
 export class KeyNames {
   readonly prefix: string;
@@ -86,9 +86,21 @@ export class KeyNames {
     return this.#hash('jwt-reference', jti);
   }
 
-  /** Admin actions, newest first (sealed entries). */
+  /**
+   * The audit trail: a stream of sealed, hash-chained entries, its head (last sequence number and
+   * hash) and its retention checkpoint. Appends and trims touch two of them at once, so they share
+   * one hash slot on Redis Cluster (the `{audit}` hash tag).
+   */
   auditLog(): string {
-    return `${this.prefix}audit-log`;
+    return `${this.prefix}{audit}:log`;
+  }
+
+  auditHead(): string {
+    return `${this.prefix}{audit}:head`;
+  }
+
+  auditCheckpoint(): string {
+    return `${this.prefix}{audit}:checkpoint`;
   }
 
   /** Records of the JWT access tokens one key signed, by expiry, for an emergency rotation to revoke. */

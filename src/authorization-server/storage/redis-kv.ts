@@ -1,6 +1,6 @@
 import type { RedisOptions } from 'ioredis';
 import { connectRedis, delay, type RedisConnection } from '../../shared/redis.ts';
-import type { Kv, ReplaceResult, StoredRecord } from './kv.ts';
+import type { Kv, LogEntry, ReplaceResult, StoredRecord } from './kv.ts';
 
 /** Swaps a record's sealed value only while it is the expected one (one key: Cluster-safe). */
 const REPLACE_RECORD = `
@@ -62,6 +62,32 @@ if (current == false and ARGV[1] == '') or current == ARGV[2] then
   return 1
 end
 return 0`;
+
+/** Appends to a stream only while its head key holds the expected value (keys share a hash slot). */
+const APPEND_TO_LOG = `
+local current = redis.call('GET', KEYS[2])
+if not ((current == false and ARGV[1] == '') or current == ARGV[2]) then return false end
+local ids = {}
+for i = 4, #ARGV do ids[#ids + 1] = redis.call('XADD', KEYS[1], '*', 'v', ARGV[i]) end
+redis.call('SET', KEYS[2], ARGV[3])
+return ids`;
+
+/** Writes a checkpoint and trims the stream below an id, only while the checkpoint is the expected one. */
+const TRIM_LOG = `
+local current = redis.call('GET', KEYS[2])
+if not ((current == false and ARGV[1] == '') or current == ARGV[2]) then return 0 end
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('XTRIM', KEYS[1], 'MINID', ARGV[4])
+return 1`;
+
+/** The smallest stream id after `id` (ms-seq), for XTRIM MINID, which keeps ids from it on. */
+function idAfter(id: string): string {
+  const [ms, seq] = id.split('-');
+  return `${ms}-${BigInt(seq ?? '0') + 1n}`;
+}
+
+const logEntries = (raw: [string, string[]][]): LogEntry[] =>
+  raw.map(([id, fields]) => ({ id, value: fields[fields.indexOf('v') + 1] ?? '' }));
 
 export class RedisKv implements Kv {
   readonly kind = 'redis' as const;
@@ -198,16 +224,52 @@ export class RedisKv implements Kv {
     return this.client.hgetall(key);
   }
 
-  async pushCapped(key: string, value: string, max: number): Promise<void> {
-    await this.client
-      .multi()
-      .lpush(key, value)
-      .ltrim(key, 0, max - 1)
-      .exec();
+  async appendToLog(
+    logKey: string,
+    headKey: string,
+    expectedHead: string | undefined,
+    newHead: string,
+    values: string[],
+  ): Promise<string[] | undefined> {
+    const ids = await this.client.eval(
+      APPEND_TO_LOG,
+      2,
+      logKey,
+      headKey,
+      expectedHead === undefined ? '' : '1',
+      expectedHead ?? '',
+      newHead,
+      ...values,
+    );
+    return Array.isArray(ids) ? ids.map(String) : undefined;
   }
 
-  async listRange(key: string, count: number): Promise<string[]> {
-    return this.client.lrange(key, 0, count - 1);
+  async readLog(logKey: string, afterId: string | undefined, count: number): Promise<LogEntry[]> {
+    return logEntries(await this.client.xrange(logKey, afterId ? `(${afterId}` : '-', '+', 'COUNT', count));
+  }
+
+  async readLogNewest(logKey: string, count: number): Promise<LogEntry[]> {
+    return logEntries(await this.client.xrevrange(logKey, '+', '-', 'COUNT', count));
+  }
+
+  async trimLog(
+    logKey: string,
+    checkpointKey: string,
+    expected: string | undefined,
+    checkpoint: string,
+    throughId: string,
+  ): Promise<boolean> {
+    const done = await this.client.eval(
+      TRIM_LOG,
+      2,
+      logKey,
+      checkpointKey,
+      expected === undefined ? '' : '1',
+      expected ?? '',
+      checkpoint,
+      idAfter(throughId),
+    );
+    return Number(done) === 1;
   }
 
   async publish(channel: string, message: string): Promise<void> {
