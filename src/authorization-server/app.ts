@@ -5,6 +5,7 @@ import { describe } from '../shared/describe-error.ts';
 import { StoreUnavailableError } from '../shared/errors.ts';
 import { respondWithJsonError } from '../shared/json-error.ts';
 import type { Logger } from '../shared/logger.ts';
+import { measureRequests } from '../shared/metrics.ts';
 import { logRequests } from '../shared/request-log.ts';
 import { baselineSecurityHeaders } from './interactions/security-headers.ts';
 import type { ProviderHost } from './provider/provider-host.ts';
@@ -54,6 +55,7 @@ export function buildApp({ config, store, host, logger, routers = [] }: AppDeps)
   });
 
   app.use(logRequests(logger));
+  app.use(measureRequests('public'));
 
   // Every URL the server builds (discovery, redirects, form actions) derives from the issuer, not
   // from whatever Host header a request carries: a forged Host cannot redirect anyone elsewhere.

@@ -2,10 +2,12 @@ import type Koa from 'koa';
 import type { Config } from '../config/config.ts';
 import { describe } from '../shared/describe-error.ts';
 import type { Logger } from '../shared/logger.ts';
+import { observeSigningKeys } from '../shared/metrics.ts';
 import { buildAdminApp, ensureAdminResource } from './admin-api/app.ts';
 import { buildApp } from './app.ts';
 import { createInteractions, createProviderPages } from './interactions/index.ts';
 import { createViews } from './interactions/views.ts';
+import { scheduleAuditRetention } from './observability/audit-retention.ts';
 import { ProviderHost } from './provider/provider-host.ts';
 import type { Kv } from './storage/kv.ts';
 import { openStore, type Store } from './storage/store.ts';
@@ -43,6 +45,7 @@ export async function buildAuthorizationServer(
     const views = createViews(config.issuer);
     const host = new ProviderHost({ config, store, logger, pages: createProviderPages(views) });
     await host.start();
+    observeSigningKeys(() => host.snapshot?.ring.keys);
     const interactions = createInteractions({ config, store, logger, views, host, clock });
     if (!config.redisUrl) await interactions.seedDemoData?.();
 
@@ -61,6 +64,7 @@ export async function buildAuthorizationServer(
     }
 
     const stopRotation = scheduleKeyRotation(config, store, logger);
+    const stopRetention = scheduleAuditRetention(config, store, logger);
     return {
       app,
       adminApp,
@@ -68,6 +72,7 @@ export async function buildAuthorizationServer(
       store,
       async close() {
         stopRotation();
+        stopRetention();
         await host.stop();
         await store.close();
       },
@@ -86,7 +91,11 @@ function scheduleKeyRotation(config: Config, store: Store, logger: Logger): () =
     () =>
       void store.keyRing
         .rotateIfDue(interval)
-        .then((rotated) => rotated && logger.info('signing keys rotated on schedule'))
+        .then((rotated) => {
+          if (!rotated) return;
+          logger.info('signing keys rotated on schedule');
+          store.audit.notify({ actor: 'server', action: 'keys.rotate', source: 'schedule', outcome: 'ok' });
+        })
         .catch((error) => logger.warn({ err: describe(error) }, 'scheduled key rotation failed; will retry')),
     Math.min(60_000, (interval * 1000) / 10),
   );

@@ -38,6 +38,12 @@ function positiveInteger(value: string): number {
   return Number(value);
 }
 
+function auditLimit(value: string): number {
+  const n = positiveInteger(value);
+  if (n < 1 || n > 10_000) throw new AppError('invalid_input', `--limit: from 1 to 10000, not ${value}`, 400);
+  return n;
+}
+
 /** Runs an action against the store and prints its result. */
 function run<A extends unknown[]>(
   action: (store: Store, ...args: A) => Promise<{ json: object; text: string }>,
@@ -348,6 +354,35 @@ keys
     run(async (store, kid: string) => {
       const list = summarize(await store.keyRing.retire(kid));
       return { json: { keys: list }, text: table(list) };
+    }),
+  );
+
+const audit = program.command('audit').description('the tamper-evident audit trail');
+audit
+  .command('list')
+  .description('audit entries, newest first')
+  .option('--limit <n>', 'how many entries (1-10000, default 100)', auditLimit, 100)
+  .option('--json', 'print JSON')
+  .action(
+    run(async (store, opts: { limit: number }) => {
+      const entries = await store.audit.recent(opts.limit);
+      return { json: { entries }, text: table(entries) };
+    }),
+  );
+audit
+  .command('verify')
+  .description('check the hash chain; exits non-zero naming the first entry changed, removed or reordered')
+  .option('--json', 'print JSON')
+  .action(
+    run(async (store) => {
+      const verdict = await store.audit.verify();
+      if (!verdict.ok) process.exitCode = 1;
+      return {
+        json: verdict,
+        text: verdict.ok
+          ? `ok: ${verdict.entries} entries chained`
+          : `BROKEN: entry ${verdict.first_bad.seq} ${verdict.first_bad.reason}`,
+      };
     }),
   );
 

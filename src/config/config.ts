@@ -64,6 +64,20 @@ const shape = {
     .default(30_000),
   /** Trust X-Forwarded-* headers (behind a reverse proxy). */
   TRUST_PROXY: field.bool.default(false),
+  /** Audit trail entries older than this are dropped, behind a sealed checkpoint (days); default 365. */
+  AUDIT_RETENTION_DAYS: z.coerce
+    .number({ error: 'must be a whole number of days' })
+    .int('must be a whole number of days')
+    .min(1, 'must be at least 1 day')
+    .max(36_500, 'must be at most 36500 days')
+    .default(365),
+  /** `doctor` warns about client secrets older than this (days); default 365. */
+  CLIENT_SECRET_MAX_AGE_DAYS: z.coerce
+    .number({ error: 'must be a whole number of days' })
+    .int('must be a whole number of days')
+    .min(1, 'must be at least 1 day')
+    .max(36_500, 'must be at most 36500 days')
+    .default(365),
 };
 
 export type Env = z.infer<z.ZodObject<typeof shape>>;
@@ -88,6 +102,8 @@ export interface Config {
   keyRotationInterval: number | undefined;
   tokenRateLimit: number;
   trustProxy: boolean;
+  auditRetentionDays: number;
+  clientSecretMaxAgeDays: number;
   logLevel: Env['LOG_LEVEL'];
   /** Loud warnings about unsafe settings that are allowed, for main.ts to log at start. */
   warnings: readonly string[];
@@ -127,6 +143,8 @@ export function loadConfig(source: Source = process.env): Config {
     keyRotationInterval: e.KEY_ROTATION_INTERVAL,
     tokenRateLimit: e.TOKEN_RATE_LIMIT,
     trustProxy: e.TRUST_PROXY,
+    auditRetentionDays: e.AUDIT_RETENTION_DAYS,
+    clientSecretMaxAgeDays: e.CLIENT_SECRET_MAX_AGE_DAYS,
     logLevel: e.LOG_LEVEL,
     warnings,
     workers: e.WORKERS,

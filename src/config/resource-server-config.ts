@@ -75,6 +75,11 @@ export interface ResourceServerConfig {
    * (the first always does); errors and refusals (status >= 400) are always logged. 1 logs every request.
    */
   readonly requestLogSampleEvery: number;
+  /**
+   * RS_METRICS_PORT, unset by default: no metrics listener. Set: Prometheus `GET /metrics` on this
+   * port, bound to loopback (RS_METRICS_HOST, default 127.0.0.1), never on the API's port.
+   */
+  readonly metrics?: { readonly port: number; readonly host: string };
   /** LOG_LEVEL, default info. One of pino's levels; `silent` turns logging off. */
   readonly logLevel: string;
   /**
@@ -114,6 +119,8 @@ const shape = {
     .min(1, 'must be at least 1 (1: log every request)')
     .max(1_000_000, 'must be at most 1000000')
     .default(100),
+  RS_METRICS_PORT: field.portOrZero.optional(),
+  RS_METRICS_HOST: z.string().min(1, 'must name an interface').default('127.0.0.1'),
   RS_STORE_KEY: z.string().optional(),
   RS_STORE_KEY_PREVIOUS: z.string().optional(),
   KEYS_DIR: z.string().optional(),
@@ -181,6 +188,9 @@ export function loadResourceServerConfig(source: Env = process.env): ResourceSer
         }
       : {}),
     requestLogSampleEvery: e.RS_REQUEST_LOG_SAMPLE,
+    ...(e.RS_METRICS_PORT !== undefined
+      ? { metrics: { port: e.RS_METRICS_PORT, host: e.RS_METRICS_HOST } }
+      : {}),
     logLevel: e.LOG_LEVEL,
     workers: e.WORKERS,
     warnings,

@@ -4,6 +4,7 @@ import Koa, { type Middleware } from 'koa';
 import type { ResourceServerConfig } from '../config/resource-server-config.ts';
 import { respondWithJsonError } from '../shared/json-error.ts';
 import type { Logger } from '../shared/logger.ts';
+import { measureRequests } from '../shared/metrics.ts';
 import { logRequests } from '../shared/request-log.ts';
 import { ApiError, methodNotAllowed, notFound } from './api-errors.ts';
 import { type BearerAuth, type BearerAuthOptions, createBearerAuth } from './auth/index.ts';
@@ -174,6 +175,7 @@ export function buildResourceServerApp(deps: ResourceServerDeps): Koa {
   const app = new Koa();
   app.on('error', (error: unknown) => deps.logger.error({ err: error }, 'unhandled koa error'));
   app.use(logRequests(deps.logger, { sampleEvery: deps.config.requestLogSampleEvery }));
+  app.use(measureRequests('resource'));
   app.use(setSecurityHeaders);
   app.use(handleErrors(deps.logger));
   app.use(answerUnrouted);

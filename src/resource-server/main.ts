@@ -3,6 +3,7 @@ import { ConfigError, loadResourceServerConfig } from '../config/resource-server
 import { loadKeyEncryptionKey } from '../config/secrets.ts';
 import { servesRequests, superviseWorkers } from '../shared/cluster.ts';
 import { createLogger } from '../shared/logger.ts';
+import { buildMetricsApp } from '../shared/metrics.ts';
 import { connectRedis, delay } from '../shared/redis.ts';
 import { buildResourceServerApp, createBearerAuthFromConfig } from './app.ts';
 import { createInMemoryInsuranceRepository } from './insurance/in-memory-repository.ts';
@@ -85,6 +86,17 @@ function serve(): void {
     });
   });
 
+  // Prometheus metrics on a port of their own, loopback by default: the API's port is public.
+  const metricsServer = config.metrics
+    ? buildMetricsApp().listen(config.metrics.port, config.metrics.host, () => {
+        const address = metricsServer?.address();
+        logger.info(
+          typeof address === 'object' && address ? { port: address.port, host: address.address } : {},
+          'metrics listening',
+        );
+      })
+    : undefined;
+
   let shuttingDown = false;
   function shutDown(signal: NodeJS.Signals): void {
     if (shuttingDown) return;
@@ -95,6 +107,8 @@ function serve(): void {
       void closeRedis().finally(() => process.exit(error ? 1 : 0));
     });
     server.closeIdleConnections();
+    metricsServer?.close();
+    metricsServer?.closeAllConnections();
     setTimeout(() => {
       logger.warn('in-flight requests did not finish in time; closing connections');
       server.closeAllConnections();

@@ -1,5 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from './logger.ts';
+import { serveClusterMetrics } from './metrics.ts';
 
 /** A worker that dies this many times within RESTART_WINDOW_MS stops the group: it will not get better. */
 const MAX_RESTARTS = 5;
@@ -86,6 +87,7 @@ export function superviseWorkers(workers: number, logger: Logger): WorkerGroup {
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
 
+  serveClusterMetrics(); // one scrape reaching any worker answers for the whole group
   logger.info({ workers }, 'starting workers');
   for (let i = 0; i < workers; i++) fork();
   return { ready };

@@ -1,4 +1,5 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { instrumentRedis } from './metrics.ts';
 
 /**
  * Redis connections for every process (auth server, CLI, resource server): bounded waits, endless
@@ -47,7 +48,7 @@ export function connectRedis(
   // Errors surface on the commands that fail; the connection's own error events are expected
   // while Redis is away and would otherwise crash the process as unhandled.
   connection.on('error', () => {});
-  return connection;
+  return instrumentRedis(connection);
 }
 
 const COMPARE_AND_SET = `

@@ -5,7 +5,7 @@ import { publicJwk } from '../keys/signing-key-ring.ts';
 import type { ProviderHost } from '../provider/provider-host.ts';
 import type { Store } from '../storage/store.ts';
 
-export const ADMIN_SCOPES = ['admin:keys', 'admin:clients', 'admin:users'] as const;
+export const ADMIN_SCOPES = ['admin:keys', 'admin:clients', 'admin:users', 'admin:audit'] as const;
 export type AdminScope = (typeof ADMIN_SCOPES)[number];
 
 export interface AdminCaller {

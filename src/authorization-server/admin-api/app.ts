@@ -7,6 +7,7 @@ import { describe } from '../../shared/describe-error.ts';
 import { AppError, ForbiddenError, InvalidInputError } from '../../shared/errors.ts';
 import { respondWithJsonError } from '../../shared/json-error.ts';
 import type { Logger } from '../../shared/logger.ts';
+import { measureRequests, serveMetrics } from '../../shared/metrics.ts';
 import { logRequests } from '../../shared/request-log.ts';
 import { summarize } from '../keys/signing-key-ring.ts';
 import type { ProviderHost } from '../provider/provider-host.ts';
@@ -63,6 +64,14 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
       result.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
     );
   return result.data;
+}
+
+/** `?limit=N` of the audit list: 1 to 10000, 100 when absent. */
+function auditLimit(value: unknown): number {
+  if (value === undefined) return 100;
+  if (typeof value !== 'string' || !/^\d{1,5}$/.test(value) || Number(value) < 1 || Number(value) > 10_000)
+    throw new InvalidInputError('limit: an integer from 1 to 10000');
+  return Number(value);
 }
 
 const scopes = (value: string) => [...new Set(value.split(/\s+/).filter(Boolean))];
@@ -270,8 +279,19 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
       return { body: { sub: user.sub, email: user.email, totp: false }, target: user.sub };
     }),
   );
+  router.get(
+    '/audit',
+    action('admin:audit', 'audit.list', async (ctx) => ({
+      body: { entries: await store.audit.recent(auditLimit(ctx.query.limit)) },
+    })),
+  );
+  router.get(
+    '/audit/verify',
+    action('admin:audit', 'audit.verify', async () => ({ body: await store.audit.verify() })),
+  );
 
   app.use(logRequests(logger));
+  app.use(measureRequests('admin'));
   app.use(async function handleErrors(ctx: Context, next: Next) {
     ctx.set('Cache-Control', 'no-store');
     ctx.set('X-Content-Type-Options', 'nosniff');
@@ -292,6 +312,8 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
     }
     await next();
   });
+  // Prometheus scrapes without a token: the admin port is not public (loopback by default).
+  app.use(serveMetrics());
   app.use(adminAuthentication(config, store, host, audience));
   app.use(bodyParser({ enableTypes: ['json'], jsonLimit: '32kb', encoding: 'utf-8' }));
   app.use(router.routes()).use(router.allowedMethods());

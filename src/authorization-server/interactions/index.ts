@@ -60,6 +60,7 @@ export function createInteractions({
     views,
     users: store.users,
     throttle,
+    audit: store.audit,
     consents: store.consents,
     secondFactor: factors,
   };

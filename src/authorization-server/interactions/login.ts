@@ -1,5 +1,7 @@
 import type { Next } from 'koa';
+import { countThrottledSignIn, recordSignIn } from '../observability/security-events.ts';
 import type { LoginAttempt, LoginThrottle } from '../rate-limit/login-throttle.ts';
+import type { AuditLog } from '../storage/audit-log.ts';
 import { signInResult } from '../second-factor/authentication-context.ts';
 import type { User, UserStore } from '../storage/user-store.ts';
 import { finishInteraction, type InteractionContext } from './interaction-context.ts';
@@ -16,6 +18,7 @@ export interface LoginDeps {
   users: UserStore;
   throttle: LoginThrottle;
   secondFactor: SecondFactor;
+  audit: AuditLog;
 }
 
 interface LoginPage {
@@ -51,7 +54,7 @@ export function waitText(seconds: number): string {
 }
 
 /** POST /interaction/:uid/login, after loadInteraction('login') and parseForm. */
-export function loginSteps({ views, users, throttle, secondFactor }: LoginDeps) {
+export function loginSteps({ views, users, throttle, secondFactor, audit }: LoginDeps) {
   function attemptOf(ctx: InteractionContext): LoginAttempt {
     return { email: ctx.state.form?.email ?? '', ip: ctx.ip };
   }
@@ -77,6 +80,7 @@ export function loginSteps({ views, users, throttle, secondFactor }: LoginDeps) 
   async function checkThrottle(ctx: InteractionContext, next: Next): Promise<void> {
     const wait = await throttle.retryAfter(attemptOf(ctx));
     if (wait > 0) {
+      countThrottledSignIn();
       tooManyAttempts(ctx, wait);
       return;
     }
@@ -88,6 +92,8 @@ export function loginSteps({ views, users, throttle, secondFactor }: LoginDeps) 
     const user = await users.verifyPassword(email, password);
     if (!user) {
       const wait = await throttle.failed(attemptOf(ctx));
+      recordSignIn(audit, { outcome: 'failure', account: email, ip: ctx.ip, method: 'pwd' });
+      if (wait > 0) recordSignIn(audit, { outcome: 'throttled', account: email, ip: ctx.ip, method: 'pwd' });
       if (wait > 0) tooManyAttempts(ctx, wait);
       else renderLogin(ctx, views, { email, error: INVALID_CREDENTIALS });
       return;
@@ -102,6 +108,7 @@ export function loginSteps({ views, users, throttle, secondFactor }: LoginDeps) 
     // backoff that wrong second-factor codes build up.
     if (await secondFactor.required(ctx, user)) return secondFactor.begin(ctx, user, ['pwd']);
     await throttle.succeeded(attemptOf(ctx));
+    recordSignIn(audit, { outcome: 'success', account: user.sub, ip: ctx.ip, method: 'pwd' });
     await finishInteraction(ctx, signInResult(user.sub, ['pwd']), false);
   }
 

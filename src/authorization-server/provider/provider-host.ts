@@ -4,6 +4,7 @@ import { describe } from '../../shared/describe-error.ts';
 import { StoreUnavailableError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { publicJwk } from '../keys/signing-key-ring.ts';
+import { observeProvider } from '../observability/provider-events.ts';
 import type { Store } from '../storage/store.ts';
 import { type ProviderPages, type ProviderSnapshot, providerConfiguration } from './configuration.ts';
 import { discoveryScopes } from './discovery-scopes.ts';
@@ -94,6 +95,7 @@ export class ProviderHost {
     const { config, store, logger, pages } = this.#deps;
     const provider = new Provider(config.issuer, providerConfiguration(config, store, snapshot, pages));
     provider.proxy = config.trustProxy;
+    observeProvider(provider, store.audit);
     provider.use(jsonNotFound);
     provider.use(retryAfterWhenUnavailable);
     provider.use(logoutFormType);

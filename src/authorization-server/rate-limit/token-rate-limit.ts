@@ -2,6 +2,7 @@ import { decodeJwt } from 'jose';
 import type { Context, Next } from 'koa';
 import { AppError, StoreUnavailableError } from '../../shared/errors.ts';
 import { respondWithJsonError } from '../../shared/json-error.ts';
+import { rateLimitRefusals } from '../../shared/metrics.ts';
 import { requestForm } from '../request-body.ts';
 import type { Store } from '../storage/store.ts';
 import {
@@ -118,6 +119,7 @@ export function limitTokenRequests(store: Store, perWindow: number, grantOf: Gra
 }
 
 function tooMany(ctx: Context, msBeforeNext: number, description: string): void {
+  rateLimitRefusals.inc({ limit: 'token_endpoint' });
   const retryAfter = Math.max(1, Math.ceil(msBeforeNext / 1000));
   ctx.set('Retry-After', String(retryAfter));
   respondWithJsonError(

@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { ConflictError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { delay } from '../../shared/redis.ts';
+import type { SealedBox } from '../../shared/sealing/index.ts';
 import type { Kv, LogEntry } from './kv.ts';
 import type { KeyNames } from './redis-keys.ts';
-import type { SealedBox } from '../../shared/sealing/index.ts';
 
 export interface AuditEvent {
   /** Who: the token's subject and client, `cli:<os user>`, a user's subject, or `server`. */

@@ -1,0 +1,90 @@
+import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import {
+  codeReplay,
+  grantTypeLabel,
+  nameRoute,
+  refreshTokenReuse,
+  tokensIssued,
+} from '../../shared/metrics.ts';
+import type { AuditLog } from '../storage/audit-log.ts';
+
+interface IssuedToken {
+  gty?: string;
+  clientId?: string;
+}
+
+/** oidc-provider's token kinds that can be revoked at the revocation endpoint. */
+const REVOCABLE = ['AccessToken', 'ClientCredentials', 'RefreshToken'] as const;
+
+/**
+ * Watches one oidc-provider instance through its documented extension points (`provider.use`,
+ * events): names each request's route for the request metrics, counts access tokens by grant type
+ * (opaque ones are `saved`, JWTs `issued`), and appends security events to the audit trail:
+ * refresh-token reuse and code replay (both revoke the grant) and token revocation.
+ */
+export function observeProvider(provider: Provider, audit: AuditLog): void {
+  provider.use(async function observeRequest(ctx: KoaContextWithOIDC, next: () => Promise<void>) {
+    try {
+      await next();
+    } finally {
+      const route = ctx.oidc?.route;
+      if (route) nameRoute(ctx.req, route);
+      if (route === 'revocation' && ctx.status === 200) auditRevocation(ctx, audit);
+    }
+  });
+
+  const countAccessToken = (token: IssuedToken) =>
+    tokensIssued.inc({ grant_type: grantTypeLabel(token.gty, 'unknown') });
+  provider.on('access_token.saved', countAccessToken);
+  provider.on('access_token.issued', countAccessToken);
+  const countClientCredentials = () => tokensIssued.inc({ grant_type: 'client_credentials' });
+  provider.on('client_credentials.saved', countClientCredentials);
+  provider.on('client_credentials.issued', countClientCredentials);
+
+  provider.on('grant.revoked', (ctx: KoaContextWithOIDC) => {
+    if (ctx.oidc?.route !== 'token') return;
+    const grantType = String(ctx.oidc.params?.grant_type ?? '');
+    const action =
+      grantType === 'refresh_token'
+        ? 'refresh_token.reuse'
+        : grantType === 'authorization_code'
+          ? 'authorization_code.replay'
+          : undefined;
+    if (!action) return;
+    (action === 'refresh_token.reuse' ? refreshTokenReuse : codeReplay).inc();
+    audit.notify({
+      actor: ctx.oidc.client?.clientId ?? 'unknown client',
+      action,
+      target: accountOf(ctx),
+      source: ctx.ip,
+      outcome: 'refused',
+      details: { grant_revoked: true },
+    });
+  });
+}
+
+function auditRevocation(ctx: KoaContextWithOIDC, audit: AuditLog): void {
+  const entities = (ctx.oidc?.entities ?? {}) as Record<
+    string,
+    { clientId?: string; accountId?: string } | undefined
+  >;
+  const kind = REVOCABLE.find((k) => entities[k]);
+  if (!kind) return; // unknown or foreign token: RFC 7009 answers 200 all the same, nothing was revoked
+  audit.notify({
+    actor: ctx.oidc.client?.clientId ?? 'unknown client',
+    action: 'token.revoke',
+    target: entities[kind]?.accountId ?? entities[kind]?.clientId,
+    source: ctx.ip,
+    outcome: 'ok',
+    details: { kind },
+  });
+}
+
+/** The end user behind a token request, from whichever entity oidc-provider has loaded by then. */
+function accountOf(ctx: KoaContextWithOIDC): string | undefined {
+  const entities = (ctx.oidc?.entities ?? {}) as Record<string, { accountId?: string } | undefined>;
+  return ['Account', 'AuthorizationCode', 'RefreshToken']
+    .map((kind) => entities[kind]?.accountId)
+    .find((id) => typeof id === 'string');
+}
