@@ -5,7 +5,7 @@ import { describe } from '../shared/describe-error.ts';
 import { StoreUnavailableError } from '../shared/errors.ts';
 import { respondWithJsonError } from '../shared/json-error.ts';
 import type { Logger } from '../shared/logger.ts';
-import { measureRequests } from '../shared/metrics.ts';
+import { measureRequests } from '../shared/metrics-http.ts';
 import { logRequests } from '../shared/request-log.ts';
 import { baselineSecurityHeaders } from './interactions/security-headers.ts';
 import type { ProviderHost } from './provider/provider-host.ts';

@@ -15,7 +15,9 @@ import { AppError } from '../shared/errors.ts';
  * With --json, exactly one JSON object goes to stdout; errors go to stderr with a non-zero exit.
  */
 const program = new Command('admin')
-  .description('Administer the authorization server: resources, clients, users and signing keys.')
+  .description(
+    'Administer the authorization server: resources, clients, users, signing keys and the audit trail.',
+  )
   .addHelpText(
     'after',
     '\nEvery command accepts --json. Environment: REDIS_URL (required), REDIS_PREFIX, STORE_KEY or keys/store.key.',

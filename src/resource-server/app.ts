@@ -4,7 +4,7 @@ import Koa, { type Middleware } from 'koa';
 import type { ResourceServerConfig } from '../config/resource-server-config.ts';
 import { respondWithJsonError } from '../shared/json-error.ts';
 import type { Logger } from '../shared/logger.ts';
-import { measureRequests } from '../shared/metrics.ts';
+import { measureRequests } from '../shared/metrics-http.ts';
 import { logRequests } from '../shared/request-log.ts';
 import { ApiError, methodNotAllowed, notFound } from './api-errors.ts';
 import { type BearerAuth, type BearerAuthOptions, createBearerAuth } from './auth/index.ts';

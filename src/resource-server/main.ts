@@ -3,7 +3,7 @@ import { ConfigError, loadResourceServerConfig } from '../config/resource-server
 import { loadKeyEncryptionKey } from '../config/secrets.ts';
 import { servesRequests, superviseWorkers } from '../shared/cluster.ts';
 import { createLogger } from '../shared/logger.ts';
-import { buildMetricsApp } from '../shared/metrics.ts';
+import { buildMetricsApp } from '../shared/metrics-http.ts';
 import { connectRedis, delay } from '../shared/redis.ts';
 import { buildResourceServerApp, createBearerAuthFromConfig } from './app.ts';
 import { createInMemoryInsuranceRepository } from './insurance/in-memory-repository.ts';

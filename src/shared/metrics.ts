@@ -1,6 +1,4 @@
 import cluster from 'node:cluster';
-import type { IncomingMessage } from 'node:http';
-import Koa, { type Middleware } from 'koa';
 import client from 'prom-client';
 
 /**
@@ -110,7 +108,8 @@ new client.Gauge({
 });
 
 let processMetrics = false;
-function collectProcessMetrics(): void {
+/** Node.js process figures (CPU, memory, event loop lag), once per process that serves metrics. */
+export function collectProcessMetrics(): void {
   if (processMetrics) return;
   processMetrics = true;
   client.collectDefaultMetrics();
@@ -119,38 +118,6 @@ function collectProcessMetrics(): void {
 /** The grant type a token request named; oidc-provider's `gty` lists a refresh chain's grants. */
 export function grantTypeLabel(gty: string | undefined, fallback: string): string {
   return gty?.split(' ').at(-1) ?? fallback;
-}
-
-// Route names for requests that other Koa apps (oidc-provider's own) answered, keyed by the request.
-const routeNames = new WeakMap<IncomingMessage, string>();
-
-/** Names the route of a request answered outside our router (oidc-provider's route names). */
-export function nameRoute(req: IncomingMessage, route: string): void {
-  routeNames.set(req, route);
-}
-
-/**
- * Koa middleware timing every request. The route is the router's pattern (`/policies/:id`), or a
- * name given with nameRoute; anything else is `unmatched`, never the raw path.
- */
-export function measureRequests(server: string): Middleware {
-  return async function measureRequest(ctx, next) {
-    const stop = httpRequestDuration.startTimer();
-    try {
-      await next();
-    } finally {
-      const route =
-        (ctx as { _matchedRoute?: unknown })._matchedRoute ?? routeNames.get(ctx.req) ?? 'unmatched';
-      stop({
-        server,
-        method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].includes(ctx.method)
-          ? ctx.method
-          : 'OTHER',
-        route: String(route),
-        status: String(ctx.res.statusCode),
-      });
-    }
-  };
 }
 
 interface TimedCommand {
@@ -238,32 +205,4 @@ export async function scrape(): Promise<string> {
     if (group !== undefined) return group;
   }
   return registry.metrics();
-}
-
-/** `GET /metrics` in Prometheus text format, for an app on a non-public port. */
-export function serveMetrics(): Middleware {
-  collectProcessMetrics();
-  return async function metricsEndpoint(ctx, next) {
-    if (ctx.path !== '/metrics') return next();
-    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
-      ctx.status = 405;
-      ctx.set('Allow', 'GET, HEAD');
-      ctx.body = { error: 'method_not_allowed', error_description: 'GET /metrics' };
-      return;
-    }
-    ctx.set('Cache-Control', 'no-store');
-    ctx.type = registry.contentType;
-    ctx.body = await scrape();
-  };
-}
-
-/** An app serving only `GET /metrics`, for a process whose own ports are public (the resource server). */
-export function buildMetricsApp(): Koa {
-  const app = new Koa();
-  app.use(serveMetrics());
-  app.use((ctx) => {
-    ctx.status = 404;
-    ctx.body = { error: 'not_found', error_description: 'only /metrics is served here' };
-  });
-  return app;
 }

@@ -7,7 +7,7 @@ import { describe } from '../../shared/describe-error.ts';
 import { AppError, ForbiddenError, InvalidInputError } from '../../shared/errors.ts';
 import { respondWithJsonError } from '../../shared/json-error.ts';
 import type { Logger } from '../../shared/logger.ts';
-import { measureRequests, serveMetrics } from '../../shared/metrics.ts';
+import { measureRequests, serveMetrics } from '../../shared/metrics-http.ts';
 import { logRequests } from '../../shared/request-log.ts';
 import { summarize } from '../keys/signing-key-ring.ts';
 import type { ProviderHost } from '../provider/provider-host.ts';

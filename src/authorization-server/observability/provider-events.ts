@@ -1,12 +1,7 @@
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import {
-  codeReplay,
-  grantTypeLabel,
-  nameRoute,
-  refreshTokenReuse,
-  tokensIssued,
-} from '../../shared/metrics.ts';
+import { codeReplay, grantTypeLabel, refreshTokenReuse, tokensIssued } from '../../shared/metrics.ts';
+import { nameRoute } from '../../shared/metrics-http.ts';
 import type { AuditLog } from '../storage/audit-log.ts';
 
 interface IssuedToken {
