@@ -8,6 +8,7 @@ import { parseScope } from '../authorization-server/storage/resource-store.ts';
 import { openStore, type Store } from '../authorization-server/storage/store.ts';
 import { loadConfig } from '../config/config.ts';
 import { AppError } from '../shared/errors.ts';
+import { type Check, runDoctor } from './doctor.ts';
 
 /**
  * The admin CLI: the same store as the servers, so a change reaches every running instance
@@ -387,6 +388,32 @@ audit
       };
     }),
   );
+
+program
+  .command('doctor')
+  .description(
+    'check the deployment against the production advice: pass, warn or fail per check, with the fix',
+  )
+  .option('--json', 'print JSON')
+  .action(async (opts: { json?: boolean }, command: Command) => {
+    const report = (checks: Check[]) => {
+      if (checks.some((c) => c.status === 'fail')) process.exitCode = 1;
+      return {
+        json: { checks },
+        text: checks.map((c) => `${c.status.toUpperCase().padEnd(4)}  ${c.id}: ${c.message}`).join('\n'),
+      };
+    };
+    const config = loadConfig();
+    if (config.redisUrl) {
+      const inStore = run(async (store, _opts: object, _command: Command) =>
+        report(await runDoctor({ config, store })),
+      );
+      return inStore(opts, command);
+    }
+    // The in-process demo store lives inside the server: check the configuration alone.
+    const { json, text } = report(await runDoctor({ config }));
+    process.stdout.write(opts.json ? `${JSON.stringify(json)}\n` : `${text}\n`);
+  });
 
 try {
   await program.parseAsync(process.argv);

@@ -3,10 +3,12 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import { codeReplay, grantTypeLabel, refreshTokenReuse, tokensIssued } from '../../shared/metrics.ts';
 import { nameRoute } from '../../shared/metrics-http.ts';
 import type { AuditLog } from '../storage/audit-log.ts';
+import type { ClientUsage } from '../storage/client-usage.ts';
 
 interface IssuedToken {
   gty?: string;
   clientId?: string;
+  scope?: string;
 }
 
 /** oidc-provider's token kinds that can be revoked at the revocation endpoint. */
@@ -18,7 +20,10 @@ const REVOCABLE = ['AccessToken', 'ClientCredentials', 'RefreshToken'] as const;
  * (opaque ones are `saved`, JWTs `issued`), and appends security events to the audit trail:
  * refresh-token reuse and code replay (both revoke the grant) and token revocation.
  */
-export function observeProvider(provider: Provider, audit: AuditLog): void {
+export function observeProvider(
+  provider: Provider,
+  { audit, usage }: { audit: AuditLog; usage: ClientUsage },
+): void {
   provider.use(async function observeRequest(ctx: KoaContextWithOIDC, next: () => Promise<void>) {
     try {
       await next();
@@ -29,13 +34,19 @@ export function observeProvider(provider: Provider, audit: AuditLog): void {
     }
   });
 
-  const countAccessToken = (token: IssuedToken) =>
-    tokensIssued.inc({ grant_type: grantTypeLabel(token.gty, 'unknown') });
-  provider.on('access_token.saved', countAccessToken);
-  provider.on('access_token.issued', countAccessToken);
-  const countClientCredentials = () => tokensIssued.inc({ grant_type: 'client_credentials' });
-  provider.on('client_credentials.saved', countClientCredentials);
-  provider.on('client_credentials.issued', countClientCredentials);
+  const issued = (grantType: string) => (token: IssuedToken) => {
+    const grant = grantType || grantTypeLabel(token.gty, 'unknown');
+    tokensIssued.inc({ grant_type: grant });
+    if (token.clientId)
+      usage.record(token.clientId, grant, (token.scope ?? '').split(' ').filter(Boolean)).catch(() => {
+        // usage is advice for doctor; a lost day is harmless
+      });
+  };
+  // Opaque tokens are `saved`, JWTs `issued`.
+  provider.on('access_token.saved', issued(''));
+  provider.on('access_token.issued', issued(''));
+  provider.on('client_credentials.saved', issued('client_credentials'));
+  provider.on('client_credentials.issued', issued('client_credentials'));
 
   provider.on('grant.revoked', (ctx: KoaContextWithOIDC) => {
     if (ctx.oidc?.route !== 'token') return;

@@ -95,7 +95,7 @@ export class ProviderHost {
     const { config, store, logger, pages } = this.#deps;
     const provider = new Provider(config.issuer, providerConfiguration(config, store, snapshot, pages));
     provider.proxy = config.trustProxy;
-    observeProvider(provider, store.audit);
+    observeProvider(provider, store);
     provider.use(jsonNotFound);
     provider.use(retryAfterWhenUnavailable);
     provider.use(logoutFormType);

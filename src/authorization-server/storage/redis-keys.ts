@@ -108,6 +108,11 @@ export class KeyNames {
     return `${this.prefix}signed-by-expiry:${kid}`;
   }
 
+  /** Client id + grant or scope → the day it was last used (`doctor`'s least-privilege check). */
+  clientUsage(): string {
+    return `${this.prefix}client-usage`;
+  }
+
   rateLimit(name: string): string {
     return `${this.prefix}rate-limit:${name}`;
   }

@@ -6,6 +6,7 @@ import { families } from '../keys/signing-key-ring.ts';
 import { AuditLog } from './audit-log.ts';
 import { ChangeFeed } from './change-feed.ts';
 import { ClientStore } from './client-store.ts';
+import { ClientUsage } from './client-usage.ts';
 import { ConsentStore } from './consent-store.ts';
 import { JwtTokenStore } from './jwt-token-store.ts';
 import { KeyRingStore } from './key-ring-store.ts';
@@ -29,6 +30,7 @@ export interface Store {
   keyRing: KeyRingStore;
   jwtTokens: JwtTokenStore;
   audit: AuditLog;
+  usage: ClientUsage;
   secrets: StoreSecrets;
   close(): Promise<void>;
 }
@@ -69,6 +71,7 @@ export async function openStore(config: Config, kv?: Kv): Promise<Store> {
     keyRing,
     jwtTokens,
     audit: new AuditLog(backend, keys, box),
+    usage: new ClientUsage(backend, keys),
     secrets,
     close: () => backend.close(),
   };
