@@ -1,7 +1,8 @@
 import argon2 from 'argon2';
-import { MAX_SIGNED_TOKEN_LIFETIME_SECONDS, type Store } from '../authorization-server/storage/store.ts';
+import type { Store } from '../authorization-server/storage/store.ts';
 import { PASSWORD_HASH_OPTIONS } from '../authorization-server/storage/user-store.ts';
 import type { Config } from '../config/config.ts';
+import { MAX_TOKEN_LIFETIME_SECONDS } from '../config/fields.ts';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail';
 
@@ -174,7 +175,7 @@ async function keyChecks(config: Config, store: Store, now: Date): Promise<Check
     (k) =>
       k.status === 'retired' &&
       k.retired_at &&
-      Date.parse(k.retired_at) + MAX_SIGNED_TOKEN_LIFETIME_SECONDS * 1000 < now.getTime(),
+      Date.parse(k.retired_at) + MAX_TOKEN_LIFETIME_SECONDS * 1000 < now.getTime(),
   );
   const retired = stale.length
     ? check(

@@ -208,7 +208,7 @@ test.serial(
 
     // The audit trail is appended without holding up the response: poll for it.
     const actions = async () => (await as.store.audit.recent(50)).map((e) => `${e.action}:${e.target}`);
-    for (let i = 0; i < 100 && !(await actions()).includes('refresh_token.reuse:' + user.sub); i++)
+    for (let i = 0; i < 100 && !(await actions()).includes(`refresh_token.reuse:${user.sub}`); i++)
       await new Promise((resolve) => setTimeout(resolve, 20));
     const recorded = await actions();
     t.true(recorded.includes(`signin.failure:${user.email}`), recorded.join());
