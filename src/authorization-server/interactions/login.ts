@@ -1,8 +1,8 @@
 import type { Next } from 'koa';
 import { countThrottledSignIn, recordSignIn } from '../observability/security-events.ts';
 import type { LoginAttempt, LoginThrottle } from '../rate-limit/login-throttle.ts';
-import type { AuditLog } from '../storage/audit-log.ts';
 import { signInResult } from '../second-factor/authentication-context.ts';
+import type { AuditLog } from '../storage/audit-log.ts';
 import type { User, UserStore } from '../storage/user-store.ts';
 import { finishInteraction, type InteractionContext } from './interaction-context.ts';
 import type { SecondFactor } from './second-factor.ts';
