@@ -1,15 +1,16 @@
-import type { IncomingMessage } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import Koa, { type Middleware } from 'koa';
 import { collectProcessMetrics, httpRequestDuration, registry, scrape } from './metrics.ts';
 
 /** The HTTP side of the metrics: request timing middleware and the `/metrics` endpoint. */
 
-// Route names for requests that other Koa apps (oidc-provider's own) answered, keyed by the request.
-const routeNames = new WeakMap<IncomingMessage, string>();
+// Route names for requests that other Koa apps (oidc-provider's own) answered, keyed by the response:
+// the one object both apps share (the provider may be handed a replay of the request).
+const routeNames = new WeakMap<ServerResponse, string>();
 
 /** Names the route of a request answered outside our router (oidc-provider's route names). */
-export function nameRoute(req: IncomingMessage, route: string): void {
-  routeNames.set(req, route);
+export function nameRoute(res: ServerResponse, route: string): void {
+  routeNames.set(res, route);
 }
 
 /**
@@ -23,7 +24,7 @@ export function measureRequests(server: string): Middleware {
       await next();
     } finally {
       const route =
-        (ctx as { _matchedRoute?: unknown })._matchedRoute ?? routeNames.get(ctx.req) ?? 'unmatched';
+        (ctx as { _matchedRoute?: unknown })._matchedRoute ?? routeNames.get(ctx.res) ?? 'unmatched';
       stop({
         server,
         method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].includes(ctx.method)

@@ -29,7 +29,7 @@ export function observeProvider(
       await next();
     } finally {
       const route = ctx.oidc?.route;
-      if (route) nameRoute(ctx.req, route);
+      if (route) nameRoute(ctx.res, route);
       if (route === 'revocation' && ctx.status === 200) auditRevocation(ctx, audit);
     }
   });
