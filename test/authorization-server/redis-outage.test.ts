@@ -1,6 +1,6 @@
 import test from 'ava';
 import { type RunningAuthServer, startAuthServer, testSecrets } from '../support/auth-server.ts';
-import { testPrefix } from '../support/redis.ts';
+import { connectRedis, testPrefix } from '../support/redis.ts';
 import { type ExtraRedis, startExtraRedis } from '../support/redis-server.ts';
 
 // This file runs its own redis-server (stopped and restarted on purpose), never the shared one.
@@ -10,7 +10,8 @@ let secret: string;
 const api = 'https://api.outage.test';
 
 test.before(async () => {
-  redis = await startExtraRedis();
+  // DEBUG SLEEP (below) holds commands in flight when Redis is killed.
+  redis = await startExtraRedis(['--enable-debug-command', 'yes']);
   server = await startAuthServer({
     prefix: testPrefix('outage'),
     secrets: testSecrets(),
@@ -93,6 +94,96 @@ test.serial(
       'ready again',
     );
     // Clients written before the outage were acknowledged, so they are still there.
+    t.true(
+      await waitUntil(async () => (await tokenRequest()).status === 200, 10_000),
+      'tokens again, no restart',
+    );
+  },
+);
+
+test.serial(
+  'issue 9 #15: Redis killed with requests in flight: every answer is a success or a 503 with Retry-After, never a 500',
+  async (t) => {
+    t.true(await waitUntil(async () => (await tokenRequest()).status === 200, 10_000), 'serving');
+    const token = String(((await (await tokenRequest()).json()) as { access_token: string }).access_token);
+    const basic = `Basic ${Buffer.from(`outage-client:${secret}`).toString('base64')}`;
+    const requests = [
+      () => tokenRequest(),
+      () =>
+        fetch(`${server.issuer}/token/introspection`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic },
+          body: new URLSearchParams({ token }),
+          signal: AbortSignal.timeout(10_000),
+        }),
+      () =>
+        fetch(`${server.issuer}/token/revocation`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic },
+          body: 'token=not-a-token',
+          signal: AbortSignal.timeout(10_000),
+        }),
+      () =>
+        fetch(`${server.issuer}/.well-known/openid-configuration`, { signal: AbortSignal.timeout(10_000) }),
+    ];
+    const answers: { status: number; retryAfter: string | null; error?: string; kind: number }[] = [];
+    let running = true;
+    const worker = async (offset: number) => {
+      for (let i = offset; running && i < offset + 200; i++) {
+        const response = await (requests[i % requests.length] as () => Promise<Response>)().catch(
+          () => undefined,
+        );
+        if (!response) {
+          answers.push({ status: 0, retryAfter: null, error: 'no answer', kind: i % requests.length });
+          continue;
+        }
+        const text = await response.text();
+        let error: string | undefined;
+        try {
+          error = (JSON.parse(text) as { error?: string }).error;
+        } catch {
+          // asserted below through the status
+        }
+        answers.push({
+          status: response.status,
+          retryAfter: response.headers.get('retry-after'),
+          error,
+          kind: i % requests.length,
+        });
+      }
+    };
+    const workers = Array.from({ length: 12 }, (_, i) => worker(i));
+    t.teardown(async () => {
+      running = false;
+      await Promise.all(workers);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    // Hold Redis so commands pile up unanswered, then kill it: they fail mid-request.
+    const holder = await connectRedis(redis.url);
+    void holder.call('DEBUG', 'SLEEP', '3').catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const inFlightAtKill = answers.length;
+    await redis.stop('SIGKILL');
+    holder.disconnect();
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    running = false;
+    await Promise.all(workers);
+
+    t.true(answers.length > inFlightAtKill, 'requests were still being answered after the kill');
+    const unavailable = answers.filter((a) => a.status === 503);
+    t.true(unavailable.length > 0, 'the outage was seen');
+    for (const answer of answers) {
+      t.true(
+        [200, 503].includes(answer.status),
+        `request ${answer.kind} answered ${answer.status} ${answer.error ?? ''}`,
+      );
+    }
+    for (const answer of unavailable) {
+      t.is(answer.error, 'temporarily_unavailable');
+      t.truthy(answer.retryAfter, 'a 503 says when to retry');
+    }
+
+    await redis.start();
     t.true(
       await waitUntil(async () => (await tokenRequest()).status === 200, 10_000),
       'tokens again, no restart',

@@ -9,7 +9,8 @@ export interface ExtraRedis {
   url: string;
   port: number;
   dir: string;
-  stop(): Promise<void>;
+  /** SIGTERM by default; SIGKILL is Redis dying with commands in flight. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
   start(): Promise<void>;
 }
 
@@ -54,10 +55,10 @@ export async function startExtraRedis(extraArgs: string[] = []): Promise<ExtraRe
       }
     }
   };
-  const stop = async () => {
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
     if (!child || child.exitCode !== null) return;
     const exited = new Promise((resolve) => child?.once('exit', resolve));
-    child.kill('SIGTERM');
+    child.kill(signal);
     await exited;
   };
   await start();

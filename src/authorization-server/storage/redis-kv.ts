@@ -1,4 +1,5 @@
 import type { RedisOptions } from 'ioredis';
+import { StoreUnavailableError } from '../../shared/errors.ts';
 import { connectRedis, delay, type RedisConnection } from '../../shared/redis.ts';
 import type { Kv, LogEntry, ReplaceResult, StoredRecord } from './kv.ts';
 
@@ -316,4 +317,25 @@ export class RedisKv implements Kv {
     await Promise.race([quit, delay(1000)]);
     for (const connection of connections) connection.disconnect();
   }
+}
+
+/**
+ * Every failed command (connection closed, MaxRetriesPerRequestError, a command timeout, a Redis
+ * that is loading or read-only) becomes a StoreUnavailableError here, in one place: every caller,
+ * oidc-provider's own error handler included, then answers 503 with Retry-After, never a 500.
+ */
+for (const name of Object.getOwnPropertyNames(RedisKv.prototype)) {
+  const descriptor = Object.getOwnPropertyDescriptor(RedisKv.prototype, name);
+  const command = descriptor?.value;
+  if (name === 'constructor' || name === 'close' || typeof command !== 'function') continue;
+  Object.defineProperty(RedisKv.prototype, name, {
+    ...descriptor,
+    async value(this: RedisKv, ...args: unknown[]) {
+      try {
+        return await command.apply(this, args);
+      } catch (error) {
+        throw error instanceof StoreUnavailableError ? error : new StoreUnavailableError(error);
+      }
+    },
+  });
 }
