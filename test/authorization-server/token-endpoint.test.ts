@@ -257,6 +257,7 @@ const refusals: [string, () => Promise<{ status: number; json: Record<string, un
       'invalid_target',
     ],
     [
+      // A parameter given twice (SPEC): the resource too, as a token is for one audience.
       'two resources',
       () =>
         token(
@@ -265,7 +266,7 @@ const refusals: [string, () => Promise<{ status: number; json: Record<string, un
           { authorization: basic('m2m', m2mSecret) },
         ),
       400,
-      'invalid_target',
+      'invalid_request',
     ],
     [
       'a grant the client does not have',

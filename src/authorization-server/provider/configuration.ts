@@ -146,6 +146,9 @@ export function providerConfiguration(
         signingKid: (alg) => currentKid(snapshot.ring, alg),
       }),
     },
+    // OAuth 2.1 §4.1.1: redirect_uri is always sent (and matched exactly), even by a client with a
+    // single registered URI; so the token request must send it too.
+    allowOmittingSingleRegisteredRedirectUri: false,
     // PKCE (RFC 7636) for every authorization code request; oidc-provider only knows S256.
     pkce: { required: () => true },
     formats: { customizers: { jwt: recordJwtAccessTokens(store.jwtTokens) as never } },

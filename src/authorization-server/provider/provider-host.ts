@@ -11,6 +11,7 @@ import { discoveryScopes } from './discovery-scopes.ts';
 import { jwksCacheControl } from './jwks-cache-control.ts';
 import { jwtTokenRegistryBridge } from './jwt-token-registry.ts';
 import { rfc6749ErrorCodes } from './rfc6749-error-codes.ts';
+import { rejectRepeatedParameters } from './strict-parameters.ts';
 import { tokenResponseScope } from './token-response-scope.ts';
 
 export interface ProviderHostDeps {
@@ -97,6 +98,7 @@ export class ProviderHost {
     provider.proxy = config.trustProxy;
     observeProvider(provider, store);
     provider.use(jsonNotFound);
+    provider.use(rejectRepeatedParameters(pages.renderError));
     provider.use(retryAfterWhenUnavailable);
     provider.use(logoutFormType);
     provider.use(rfc6749ErrorCodes);
