@@ -190,6 +190,20 @@ try {
   });
   const apiToken = await token(as.ES256, ourAuth);
 
+  // Every server first serves a short unmeasured load, so no figure pays for JIT warm-up.
+  const warmUp = (url: string, auth?: string, body?: string) =>
+    runChild<LoadResult>(benchFile('load.ts'), 'load', CPUS, {
+      seconds: 2,
+      url,
+      connections: 10,
+      ...(auth ? { method: 'POST', headers: form(auth), body } : {}),
+    });
+  log('warming up');
+  await warmUp(hello.info.url as string);
+  await warmUp(`${baseline.info.url}/token`, baseAuth, tokenBody);
+  await warmUp(`${as.ES256}/token`, ourAuth, tokenBody);
+  await warmUp(`${as.RS256}/token`, ourAuth, tokenBody);
+
   // 3. Interleaved rounds.
   for (let round = 1; round <= ROUNDS; round++) {
     log(`round ${round}/${ROUNDS}`);
@@ -305,6 +319,7 @@ try {
     for (const m of Object.values(mains)) m.child.kill('SIGTERM');
   });
   const mainAuth = ourAuth;
+  for (const workers of [1, 2] as const) await warmUp(`${mains[workers].url}/token`, mainAuth, tokenBody);
   for (let round = 1; round <= ROUNDS; round++) {
     for (const workers of [1, 2] as const) {
       const { child, url } = mains[workers];
