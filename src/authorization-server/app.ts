@@ -7,6 +7,7 @@ import { respondWithJsonError } from '../shared/json-error.ts';
 import type { Logger } from '../shared/logger.ts';
 import { measureRequests } from '../shared/metrics-http.ts';
 import { logRequests } from '../shared/request-log.ts';
+import { strictTransportSecurity } from '../shared/strict-transport-security.ts';
 import { baselineSecurityHeaders } from './interactions/security-headers.ts';
 import type { ProviderHost } from './provider/provider-host.ts';
 import { limitTokenRequests } from './rate-limit/token-rate-limit.ts';
@@ -56,6 +57,7 @@ export function buildApp({ config, store, host, logger, routers = [] }: AppDeps)
 
   app.use(logRequests(logger));
   app.use(measureRequests('public'));
+  if (new URL(config.issuer).protocol === 'https:') app.use(strictTransportSecurity());
 
   // Every URL the server builds (discovery, redirects, form actions) derives from the issuer, not
   // from whatever Host header a request carries: a forged Host cannot redirect anyone elsewhere.

@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import { type Config, loadConfig } from '../config/config.ts';
 import { servesRequests, superviseWorkers } from '../shared/cluster.ts';
 import { ConfigError } from '../shared/errors.ts';
+import { createListener, listen } from '../shared/listen.ts';
 import { createLogger } from '../shared/logger.ts';
 import { buildAuthorizationServer } from './authorization-server.ts';
 
@@ -48,19 +49,24 @@ async function serve(config: Config): Promise<void> {
     );
   }
 
-  const server: Server = authorizationServer.app.listen(config.port);
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-  await once(server, 'listening');
+  const server = createListener(authorizationServer.app.callback(), { tls: config.tls });
+  await listen(server, config.port, undefined, 'PORT').catch((error) => fail('cannot listen', error));
   logger.info(
-    { issuer: config.issuer, port: config.port, store: authorizationServer.store.kv.kind },
+    {
+      issuer: config.issuer,
+      port: config.port,
+      tls: Boolean(config.tls),
+      store: authorizationServer.store.kv.kind,
+    },
     'authorization server listening',
   );
 
   let adminServer: Server | undefined;
   if (authorizationServer.adminApp) {
-    adminServer = authorizationServer.adminApp.listen(config.adminPort, config.adminHost);
-    await once(adminServer, 'listening');
+    adminServer = createListener(authorizationServer.adminApp.callback(), { tls: config.tls });
+    await listen(adminServer, config.adminPort ?? 0, config.adminHost, 'ADMIN_PORT').catch((error) =>
+      fail('cannot listen', error),
+    );
     logger.info(
       { port: config.adminPort, host: config.adminHost, audience: config.adminAudience },
       'admin API listening',

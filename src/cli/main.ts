@@ -1,13 +1,19 @@
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { SIGNING_ALGS, type SigningAlg, summarize } from '../authorization-server/keys/signing-key-ring.ts';
 import { TotpFactor } from '../authorization-server/second-factor/totp-factor.ts';
-import { AUTH_METHODS, type AuthMethod, type Grant } from '../authorization-server/storage/client-store.ts';
+import {
+  AUTH_METHODS,
+  type AuthMethod,
+  GRANTS,
+  type Grant,
+} from '../authorization-server/storage/client-store.ts';
 import { parseScope } from '../authorization-server/storage/resource-store.ts';
 import { openStore, type Store } from '../authorization-server/storage/store.ts';
 import { loadConfig } from '../config/config.ts';
 import { AppError } from '../shared/errors.ts';
+import { probeRedis } from '../shared/redis.ts';
 import { type Check, runDoctor } from './doctor.ts';
 
 /**
@@ -26,7 +32,19 @@ const program = new Command('admin')
   .showHelpAfterError()
   .exitOverride();
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
+// Option values checked as they are parsed, so a mistake is reported against the option that has
+// it (commander: "option '--grant <grant>' argument 'x' is invalid. ..."); the store checks the rest.
+function absoluteUrl(value: string): string {
+  if (!URL.canParse(value))
+    throw new InvalidArgumentError('not an absolute URL (like https://api.example.com).');
+  return value;
+}
+const collectUrls = (value: string, previous: string[] = []) => [...previous, absoluteUrl(value)];
+function collectGrants(value: string, previous: Grant[] = []): Grant[] {
+  if (!(GRANTS as readonly string[]).includes(value))
+    throw new InvalidArgumentError(`must be one of ${GRANTS.join(', ')}.`);
+  return [...previous, value as Grant];
+}
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -62,6 +80,8 @@ function run<A extends unknown[]>(
         2,
       );
     }
+    // One clear line, within seconds, when Redis is unreachable (not ioredis' retry message).
+    await probeRedis(config.redisUrl, { sentinel: config.redis?.sentinel });
     const store = await openStore(config);
     const audit = {
       actor: `cli:${userInfo().username}`,
@@ -100,7 +120,7 @@ const resources = program
 resources
   .command('add')
   .description('register a resource (RFC 8707 resource indicator) and its scopes')
-  .requiredOption('--uri <uri>', "the resource indicator, used as the tokens' aud")
+  .requiredOption('--uri <uri>', "the resource indicator, used as the tokens' aud", absoluteUrl)
   .requiredOption('--scope <scopes>', 'space-separated scopes of this API')
   .option('--token-ttl <seconds>', 'access token lifetime for this API', positiveInteger)
   .addOption(
@@ -150,15 +170,20 @@ clients
   .requiredOption(
     '--grant <grant>',
     'authorization_code, refresh_token or client_credentials (repeat)',
-    collect,
+    collectGrants,
   )
   .requiredOption(
     '--scope <scopes>',
     'space-separated scopes the client may request (admin:* only with --grant client_credentials alone)',
   )
-  .option('--resource <uri>', 'a resource the client may use; the first is its default (repeat)', collect, [])
-  .option('--redirect-uri <uri>', 'exact redirect URI (repeat)', collect, [])
-  .option('--post-logout-redirect-uri <uri>', 'post-logout redirect URI (repeat)', collect, [])
+  .option(
+    '--resource <uri>',
+    'a resource the client may use; the first is its default (repeat)',
+    collectUrls,
+    [],
+  )
+  .option('--redirect-uri <uri>', 'exact redirect URI (repeat)', collectUrls, [])
+  .option('--post-logout-redirect-uri <uri>', 'post-logout redirect URI (repeat)', collectUrls, [])
   .addOption(new Option('--auth-method <method>', 'token endpoint authentication').choices(AUTH_METHODS))
   .option('--jwks-file <file>', "JSON Web Key Set with the client's public keys (private_key_jwt)")
   .option('--first-party', 'a first-party client: no consent page')

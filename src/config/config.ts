@@ -1,12 +1,17 @@
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ConfigError } from '../shared/errors.ts';
+import type { TlsFiles } from '../shared/listen.ts';
 import {
   field,
   MAX_TOKEN_LIFETIME_SECONDS,
+  ownScheme,
+  type RedisTarget,
   readEnv,
   requireRedisForWorkers,
   resolveIssuer,
+  resolveRedis,
+  resolveTls,
   type Env as Source,
   sharedShape,
 } from './fields.ts';
@@ -89,6 +94,10 @@ export interface Config {
   issuer: string;
   redisUrl: string | undefined;
   redisCluster: boolean;
+  /** Where Redis is (REDIS_URL, REDIS_CLUSTER, REDIS_SENTINELS); undefined without REDIS_URL. */
+  redis: RedisTarget | undefined;
+  /** TLS_CERT_FILE / TLS_KEY_FILE: the public and admin listeners serve HTTPS. */
+  tls: TlsFiles | undefined;
   redisPrefix: string;
   storeKey: string | undefined;
   storeKeyPrevious: string | undefined;
@@ -130,6 +139,8 @@ export function loadConfig(source: Source = process.env): Config {
     issuer,
     redisUrl: e.REDIS_URL,
     redisCluster: e.REDIS_CLUSTER,
+    redis: resolveRedis(e),
+    tls: resolveTls(e),
     redisPrefix: e.REDIS_PREFIX,
     storeKey: e.STORE_KEY,
     storeKeyPrevious: e.STORE_KEY_PREVIOUS,
@@ -139,7 +150,8 @@ export function loadConfig(source: Source = process.env): Config {
     reloadIntervalMs: e.RELOAD_INTERVAL_MS,
     adminPort: e.ADMIN_PORT,
     adminHost: e.ADMIN_HOST,
-    adminAudience: e.ADMIN_AUDIENCE ?? (e.ADMIN_PORT ? `http://localhost:${e.ADMIN_PORT}` : undefined),
+    adminAudience:
+      e.ADMIN_AUDIENCE ?? (e.ADMIN_PORT ? `${ownScheme(e)}://localhost:${e.ADMIN_PORT}` : undefined),
     keyRotationInterval: e.KEY_ROTATION_INTERVAL,
     tokenRateLimit: e.TOKEN_RATE_LIMIT,
     trustProxy: e.TRUST_PROXY,

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from '../shared/errors.ts';
+import type { TlsFiles } from '../shared/listen.ts';
 
 /**
  * The shared field readers of every configuration (authorization server, CLI, resource server):
@@ -80,6 +81,31 @@ export const sharedShape = {
   LOG_LEVEL: field.logLevel.default('info'),
   /** Processes serving requests, a Node cluster sharing the port; `auto`: one per CPU. */
   WORKERS: field.workers.default(1),
+  /** PEM certificate (leaf first, then its chain): every listener of the process serves HTTPS. */
+  TLS_CERT_FILE: z.string().optional(),
+  /** PEM private key of TLS_CERT_FILE. */
+  TLS_KEY_FILE: z.string().optional(),
+  /** Sentinels (host:port, comma-separated) that name the Redis primary; REDIS_URL then gives only credentials, TLS and db. */
+  REDIS_SENTINELS: z
+    .string()
+    .transform((list) => list.split(',').map((entry) => entry.trim()))
+    .pipe(
+      z.array(
+        z
+          .string()
+          .regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be host:port pairs separated by commas')
+          .transform((entry) => {
+            const at = entry.lastIndexOf(':');
+            return { host: entry.slice(0, at), port: Number(entry.slice(at + 1)) };
+          }),
+      ),
+    )
+    .optional(),
+  /** The primary's name in the sentinels' configuration (`sentinel monitor NAME ...`). */
+  REDIS_SENTINEL_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits and . _ - only')
+    .default('mymaster'),
 };
 
 /** Workers share state through Redis only: the in-process store would differ per worker. */
@@ -89,6 +115,40 @@ export function requireRedisForWorkers(env: { WORKERS: number; REDIS_URL?: strin
       'WORKERS: more than one worker needs REDIS_URL (workers share state through Redis only)',
     );
 }
+
+type Shared = z.infer<z.ZodObject<typeof sharedShape>>;
+
+/** Where Redis is: one server, a Cluster (seed node in REDIS_URL) or a primary named by Sentinels. */
+export interface RedisTarget {
+  readonly url: string;
+  readonly cluster: boolean;
+  readonly sentinel?: { readonly sentinels: { host: string; port: number }[]; readonly name: string };
+}
+
+/** The Redis the variables describe, or undefined without REDIS_URL. */
+export function resolveRedis(e: Shared): RedisTarget | undefined {
+  if (e.REDIS_SENTINELS && !e.REDIS_URL)
+    throw new ConfigError('REDIS_URL: required with REDIS_SENTINELS (it gives the password, TLS and db)');
+  if (e.REDIS_SENTINELS && e.REDIS_CLUSTER)
+    throw new ConfigError('REDIS_SENTINELS: not with REDIS_CLUSTER (a Cluster fails over by itself)');
+  if (!e.REDIS_URL) return undefined;
+  return {
+    url: e.REDIS_URL,
+    cluster: e.REDIS_CLUSTER,
+    ...(e.REDIS_SENTINELS ? { sentinel: { sentinels: e.REDIS_SENTINELS, name: e.REDIS_SENTINEL_NAME } } : {}),
+  };
+}
+
+/** TLS_CERT_FILE and TLS_KEY_FILE, both or neither. */
+export function resolveTls(e: Shared): TlsFiles | undefined {
+  if (!e.TLS_CERT_FILE && !e.TLS_KEY_FILE) return undefined;
+  if (!e.TLS_CERT_FILE) throw new ConfigError('TLS_CERT_FILE: required with TLS_KEY_FILE');
+  if (!e.TLS_KEY_FILE) throw new ConfigError('TLS_KEY_FILE: required with TLS_CERT_FILE');
+  return { certFile: e.TLS_CERT_FILE, keyFile: e.TLS_KEY_FILE };
+}
+
+/** The scheme of this process's own URLs: https when it serves TLS itself. */
+export const ownScheme = (e: Shared) => (e.TLS_CERT_FILE ? 'https' : 'http');
 
 /**
  * Parses the variables of `shape` out of `source` (empty values count as unset). Throws a
@@ -111,16 +171,12 @@ export function readEnv<Shape extends z.ZodRawShape>(source: Env, shape: Shape):
 }
 
 /**
- * The issuer both servers agree on: ISSUER or http://localhost:$PORT, without a trailing slash
+ * The issuer both servers agree on: ISSUER or http(s)://localhost:$PORT, without a trailing slash
  * (discovery's form), never with a query or fragment (RFC 8414 §2). In production it must be
  * https, localhost aside (a TLS-terminating proxy on the same host); that exception is warned about.
  */
-export function resolveIssuer(
-  env: { ISSUER?: string | undefined; PORT: number },
-  production: boolean,
-  warnings: string[],
-): string {
-  const issuer = (env.ISSUER ?? `http://localhost:${env.PORT}`).replace(/\/$/, '');
+export function resolveIssuer(env: Shared, production: boolean, warnings: string[]): string {
+  const issuer = (env.ISSUER ?? `${ownScheme(env)}://localhost:${env.PORT}`).replace(/\/$/, '');
   const url = new URL(issuer);
   if (url.search || url.hash)
     throw new ConfigError('ISSUER: must not carry a query or fragment (RFC 8414 §2)');

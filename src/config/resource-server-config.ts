@@ -1,15 +1,20 @@
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../shared/errors.ts';
+import type { TlsFiles } from '../shared/listen.ts';
 import { PROJECT_ROOT } from './config.ts';
 import {
   type Env,
   field,
   MAX_CLOCK_TOLERANCE_SECONDS,
   MAX_TOKEN_LIFETIME_SECONDS,
+  ownScheme,
+  type RedisTarget,
   readEnv,
   requireRedisForWorkers,
   resolveIssuer,
+  resolveRedis,
+  resolveTls,
   sharedShape,
 } from './fields.ts';
 import type { KeySource } from './secrets.ts';
@@ -64,10 +69,8 @@ export interface ResourceServerConfig {
    * key-encryption key: it wraps the data keys that seal every policy and claim in Redis (the AS's
    * STORE_KEY is never shared with it). RS_STORE_KEY_PREVIOUS: the old one while moving to a new key.
    */
-  readonly redis?: {
-    readonly url: string;
+  readonly redis?: RedisTarget & {
     readonly prefix: string;
-    readonly cluster: boolean;
     readonly storeKey: KeySource;
   };
   /**
@@ -80,6 +83,8 @@ export interface ResourceServerConfig {
    * port, bound to loopback (RS_METRICS_HOST, default 127.0.0.1), never on the API's port.
    */
   readonly metrics?: { readonly port: number; readonly host: string };
+  /** TLS_CERT_FILE / TLS_KEY_FILE, as for the authorization server: the RS serves HTTPS. */
+  readonly tls: TlsFiles | undefined;
   /** LOG_LEVEL, default info. One of pino's levels; `silent` turns logging off. */
   readonly logLevel: string;
   /**
@@ -157,7 +162,8 @@ export function loadResourceServerConfig(source: Env = process.env): ResourceSer
   const production = e.NODE_ENV === 'production';
   const warnings: string[] = [];
   const issuer = resolveIssuer(e, production, warnings);
-  const audience = e.RS_AUDIENCE ?? `http://localhost:${e.RS_PORT}`;
+  const audience = e.RS_AUDIENCE ?? `${ownScheme(e)}://localhost:${e.RS_PORT}`;
+  const redis = resolveRedis(e);
   if (production && !audience.startsWith('https:')) warnings.push('RS_AUDIENCE is not https');
   if (e.REDIS_URL === undefined) {
     warnings.push(
@@ -177,16 +183,8 @@ export function loadResourceServerConfig(source: Env = process.env): ResourceSer
     clockToleranceSeconds: e.RS_CLOCK_TOLERANCE_SECONDS,
     jwksCooldownSeconds: e.RS_JWKS_COOLDOWN_SECONDS,
     jwksCacheMaxAgeSeconds: e.RS_JWKS_CACHE_MAX_AGE_SECONDS,
-    ...(e.REDIS_URL
-      ? {
-          redis: {
-            url: e.REDIS_URL,
-            prefix: e.REDIS_PREFIX,
-            cluster: e.REDIS_CLUSTER,
-            storeKey: readStoreKey(e, production),
-          },
-        }
-      : {}),
+    ...(redis ? { redis: { ...redis, prefix: e.REDIS_PREFIX, storeKey: readStoreKey(e, production) } } : {}),
+    tls: resolveTls(e),
     requestLogSampleEvery: e.RS_REQUEST_LOG_SAMPLE,
     ...(e.RS_METRICS_PORT !== undefined
       ? { metrics: { port: e.RS_METRICS_PORT, host: e.RS_METRICS_HOST } }

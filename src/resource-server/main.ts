@@ -1,7 +1,7 @@
-import { createServer } from 'node:http';
 import { ConfigError, loadResourceServerConfig } from '../config/resource-server-config.ts';
 import { loadKeyEncryptionKey } from '../config/secrets.ts';
 import { servesRequests, superviseWorkers } from '../shared/cluster.ts';
+import { createListener, ListenError, listen } from '../shared/listen.ts';
 import { createLogger } from '../shared/logger.ts';
 import { buildMetricsApp } from '../shared/metrics-http.ts';
 import { connectRedis, delay } from '../shared/redis.ts';
@@ -15,6 +15,18 @@ const SHUTDOWN_GRACE_MS = 10_000;
 function exitOnConfigError(error: unknown): never {
   if (error instanceof ConfigError) {
     createLogger('resource-server').fatal({ variable: error.variable }, error.message);
+    process.exit(1);
+  }
+  throw error;
+}
+
+/** A port in use or an unreadable TLS file: one fatal line, no stack. */
+function exitOnStartError(error: unknown): never {
+  if (error instanceof ListenError || error instanceof ConfigError) {
+    createLogger('resource-server').fatal(
+      { variable: error instanceof ConfigError ? error.variable : undefined },
+      `cannot listen: ${error.message}`,
+    );
     process.exit(1);
   }
   throw error;
@@ -52,7 +64,10 @@ function serve(): void {
         'RS_STORE_KEY unset: generated a development key file',
       );
     }
-    const redis = connectRedis(config.redis.url, { cluster: config.redis.cluster });
+    const redis = connectRedis(config.redis.url, {
+      cluster: config.redis.cluster,
+      sentinel: config.redis.sentinel,
+    });
     const repository = createRedisInsuranceRepository(redis, config.redis.prefix, storeKey);
     // A wrong RS_STORE_KEY stops the server at once; Redis being away only delays loading the data keys.
     repository.open().catch((error: unknown) => {
@@ -65,16 +80,12 @@ function serve(): void {
 
   const bearerAuth = createBearerAuthFromConfig({ config, logger });
   const app = buildResourceServerApp({ config, logger, bearerAuth, repository });
-  const server = createServer(
-    { requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 },
-    app.callback(),
-  );
-  server.keepAliveTimeout = 5_000;
-
-  server.listen(config.port, () => {
-    const address = server.address();
-    const port = typeof address === 'object' && address !== null ? address.port : config.port;
-    logger.info({ port, issuer: config.issuer, audience: config.audience }, 'resource server listening');
+  const server = createListener(app.callback(), { tls: config.tls, maxHeaderSize: 16 * 1024 });
+  void listen(server, config.port, undefined, 'RS_PORT').then((port) => {
+    logger.info(
+      { port, tls: Boolean(config.tls), issuer: config.issuer, audience: config.audience },
+      'resource server listening',
+    );
     // Not required (discovery is lazy and retried), but tells the operator at once whether the AS answers.
     void bearerAuth.warmUp().then((reachable) => {
       if (reachable) logger.info({ issuer: config.issuer }, 'authorization server discovered');
@@ -84,7 +95,7 @@ function serve(): void {
           'authorization server not reachable yet; will retry on demand',
         );
     });
-  });
+  }, exitOnStartError);
 
   // Prometheus metrics on a port of their own, loopback by default: the API's port is public.
   const metricsServer = config.metrics

@@ -1,9 +1,10 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { AppError } from './errors.ts';
 import { instrumentRedis } from './metrics.ts';
 
 /**
  * Redis connections for every process (auth server, CLI, resource server): bounded waits, endless
- * reconnection, one Redis or a Redis Cluster.
+ * reconnection, one Redis, a Redis Cluster, or a primary found through Redis Sentinel.
  */
 
 /** A timer that never keeps the process alive, for bounding waits on a connection that may be dead. */
@@ -26,25 +27,54 @@ export function redisOptions(extra: RedisOptions = {}): RedisOptions {
 
 export type RedisConnection = Redis | Cluster;
 
-/** Connects to one Redis, or with `cluster` to a Redis Cluster that `url` is a seed node of. */
+/** Sentinels that name the primary (REDIS_SENTINELS, REDIS_SENTINEL_NAME). */
+export interface SentinelTarget {
+  readonly sentinels: readonly { host: string; port: number }[];
+  readonly name: string;
+}
+
+export interface ConnectOptions extends RedisOptions {
+  /** `url` is a seed node of a Redis Cluster. */
+  cluster?: boolean;
+  /** Find the primary through these sentinels; `url` then gives only credentials, TLS and db. */
+  sentinel?: SentinelTarget | undefined;
+}
+
+/** After a failover the old primary may come back as a replica: a write there means "reconnect". */
+const reconnectOnReadOnly = (error: Error) => (error.message.startsWith('READONLY') ? 2 : false);
+
+/** Connects to one Redis, a Redis Cluster (`cluster`) or the primary the sentinels name (`sentinel`). */
 export function connectRedis(
   url: string,
-  { cluster = false, ...options }: RedisOptions & { cluster?: boolean } = {},
+  { cluster = false, sentinel, ...options }: ConnectOptions = {},
 ): RedisConnection {
-  const connection = cluster
-    ? (() => {
-        const seed = new URL(url);
-        return new Cluster([{ host: seed.hostname, port: Number(seed.port || 6379) }], {
-          redisOptions: {
-            ...redisOptions(options),
-            username: decodeURIComponent(seed.username) || undefined,
-            password: decodeURIComponent(seed.password) || undefined,
-            ...(seed.protocol === 'rediss:' ? { tls: {} } : {}),
-          },
-          clusterRetryStrategy: (attempt) => Math.min(attempt * 100, 1000),
-        });
-      })()
-    : new Redis(url, redisOptions(options));
+  const parsed = new URL(url);
+  const credentials = {
+    username: decodeURIComponent(parsed.username) || undefined,
+    password: decodeURIComponent(parsed.password) || undefined,
+    ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+  let connection: RedisConnection;
+  if (cluster) {
+    connection = new Cluster([{ host: parsed.hostname, port: Number(parsed.port || 6379) }], {
+      redisOptions: { ...redisOptions(options), ...credentials },
+      clusterRetryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+    });
+  } else if (sentinel) {
+    connection = new Redis({
+      ...redisOptions({ reconnectOnError: reconnectOnReadOnly, ...options }),
+      ...credentials,
+      ...(credentials.tls ? { enableTLSForSentinelMode: true } : {}),
+      db: Number(parsed.pathname.slice(1) || 0),
+      sentinels: sentinel.sentinels.map(({ host, port }) => ({ host, port })),
+      name: sentinel.name,
+      // No failoverDetector: with ioredis 6 it can leave the connection closed for good after a
+      // failover. A dead primary closes the connection anyway, and reconnecting asks the sentinels.
+      sentinelRetryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+    });
+  } else {
+    connection = new Redis(url, redisOptions({ reconnectOnError: reconnectOnReadOnly, ...options }));
+  }
   // Errors surface on the commands that fail; the connection's own error events are expected
   // while Redis is away and would otherwise crash the process as unhandled.
   connection.on('error', () => {});
@@ -75,4 +105,53 @@ export async function compareAndSet(
     value,
   );
   return Number(done) === 1;
+}
+
+/** How long the admin CLI waits for Redis before saying it cannot reach it. */
+export const REDIS_PROBE_TIMEOUT_MS = 3000;
+
+/** Where a connection goes, without credentials, for messages. */
+export function describeRedisTarget(url: string, sentinel?: SentinelTarget): string {
+  const parsed = new URL(url);
+  if (sentinel)
+    return `primary "${sentinel.name}" of sentinels ${sentinel.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}`;
+  return `${parsed.protocol}//${parsed.host}`;
+}
+
+/**
+ * Connects once, within `timeoutMs`, and answers PING; otherwise throws an AppError with one line
+ * naming where it tried and why it failed (refused, TLS, authentication). For the CLI, where
+ * reconnecting forever helps nobody. The servers keep reconnecting instead.
+ */
+export async function probeRedis(
+  url: string,
+  { sentinel, timeoutMs = REDIS_PROBE_TIMEOUT_MS }: { sentinel?: SentinelTarget; timeoutMs?: number } = {},
+): Promise<void> {
+  let lastError: Error | undefined;
+  const connection = connectRedis(url, {
+    sentinel,
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    reconnectOnError: () => false,
+  });
+  connection.on('error', (error: Error) => {
+    lastError = error;
+  });
+  const timeout = delay(timeoutMs).then(() => {
+    throw new Error(`no answer in ${timeoutMs / 1000} s`);
+  });
+  try {
+    await Promise.race([connection.connect().then(() => connection.ping()), timeout]);
+  } catch (error) {
+    const reason = (lastError ?? (error as Error)).message.replace(/\s+/g, ' ');
+    throw new AppError(
+      'store_unreachable',
+      `cannot reach Redis at ${describeRedisTarget(url, sentinel)} (REDIS_URL${sentinel ? ', REDIS_SENTINELS' : ''}): ${reason}`,
+      503,
+    );
+  } finally {
+    connection.disconnect();
+  }
 }

@@ -76,3 +76,34 @@ test('the logger takes its level from the config, not from process.env', (t) => 
     else process.env.LOG_LEVEL = before;
   }
 });
+
+test('REDIS_SENTINELS: host:port pairs, the primary by name, and REDIS_URL for credentials', (t) => {
+  const env = {
+    REDIS_URL: 'rediss://:pw@ignored:6380/2',
+    REDIS_SENTINELS: '10.0.0.1:26379, sentinel-b.internal:26380',
+    REDIS_SENTINEL_NAME: 'idp',
+  };
+  const expected = {
+    url: env.REDIS_URL,
+    cluster: false,
+    sentinel: {
+      sentinels: [
+        { host: '10.0.0.1', port: 26379 },
+        { host: 'sentinel-b.internal', port: 26380 },
+      ],
+      name: 'idp',
+    },
+  };
+  t.deepEqual(loadConfig(env).redis, expected);
+  t.like(loadResourceServerConfig(env).redis, expected);
+  t.is(loadConfig({ REDIS_URL: 'redis://a:1', REDIS_SENTINELS: 'b:2' }).redis?.sentinel?.name, 'mymaster');
+  t.throws(() => loadConfig({ REDIS_SENTINELS: 'b:2' }), {
+    message: /^REDIS_URL: required with REDIS_SENTINELS/,
+  });
+  t.throws(() => loadConfig({ REDIS_URL: 'redis://a:1', REDIS_SENTINELS: 'b' }), {
+    message: 'REDIS_SENTINELS: must be host:port pairs separated by commas',
+  });
+  t.throws(() => loadConfig({ REDIS_URL: 'redis://a:1', REDIS_SENTINELS: 'b:2', REDIS_CLUSTER: 'true' }), {
+    message: /^REDIS_SENTINELS: not with REDIS_CLUSTER/,
+  });
+});

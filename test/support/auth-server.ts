@@ -8,6 +8,7 @@ import { buildAuthorizationServer } from '../../src/authorization-server/authori
 import type { ProviderHost } from '../../src/authorization-server/provider/provider-host.ts';
 import type { Store } from '../../src/authorization-server/storage/store.ts';
 import { type Config, loadConfig } from '../../src/config/config.ts';
+import { createListener, listen } from '../../src/shared/listen.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { REDIS_URL } from './redis.ts';
 
@@ -68,9 +69,8 @@ export async function startAuthServer(options: {
     logger,
     clock: options.clock,
   });
-  const server: Server = await new Promise((resolve) => {
-    const s = app.listen(port, '127.0.0.1', () => resolve(s));
-  });
+  const server: Server = createListener(app.callback(), { tls: config.tls });
+  await listen(server, port, '127.0.0.1', 'PORT');
   return {
     issuer: config.issuer,
     port,

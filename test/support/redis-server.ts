@@ -56,7 +56,7 @@ export async function startExtraRedis(extraArgs: string[] = []): Promise<ExtraRe
     }
   };
   const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
-    if (!child || child.exitCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child?.once('exit', resolve));
     child.kill(signal);
     await exited;

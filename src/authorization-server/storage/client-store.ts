@@ -223,8 +223,14 @@ export class ClientStore {
       resourceUris.map(async (uri) => [uri, await this.#resources.get(uri)] as const),
     );
     const missing = resources.filter(([, r]) => !r).map(([uri]) => uri);
-    if (missing.length)
-      throw new InvalidInputError(`unknown resource ${missing.join(', ')}: add it first (resources add)`);
+    if (missing.length) {
+      // The admin API's resource is the server's own: it appears when a server starts with ADMIN_PORT.
+      throw new InvalidInputError(
+        scope.some(isAdminScope)
+          ? `unknown resource ${missing.join(', ')}: admin:* scopes are for the admin API's resource, which the server registers itself when it starts with ADMIN_PORT (ADMIN_AUDIENCE, default http://localhost:$ADMIN_PORT); start it that way first`
+          : `unknown resource ${missing.join(', ')}: add it first (resources add)`,
+      );
+    }
     const useless = resources
       .filter(([, r]) => !r?.scopes.some((s) => scope.includes(s)))
       .map(([uri]) => uri);

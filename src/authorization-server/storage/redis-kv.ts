@@ -1,6 +1,6 @@
 import type { RedisOptions } from 'ioredis';
 import { StoreUnavailableError } from '../../shared/errors.ts';
-import { connectRedis, delay, type RedisConnection } from '../../shared/redis.ts';
+import { type ConnectOptions, connectRedis, delay, type RedisConnection } from '../../shared/redis.ts';
 import type { Kv, LogEntry, ReplaceResult, StoredRecord } from './kv.ts';
 
 /** Swaps a record's sealed value only while it is the expected one (one key: Cluster-safe). */
@@ -96,8 +96,8 @@ export class RedisKv implements Kv {
   readonly #connect: (options?: RedisOptions) => RedisConnection;
   #subscriber: RedisConnection | undefined;
 
-  constructor(url: string, { cluster = false }: { cluster?: boolean } = {}) {
-    this.#connect = (options = {}) => connectRedis(url, { ...options, cluster });
+  constructor(url: string, { cluster = false, sentinel }: Pick<ConnectOptions, 'cluster' | 'sentinel'> = {}) {
+    this.#connect = (options = {}) => connectRedis(url, { ...options, cluster, sentinel });
     // Commands issued in the same tick travel together (one write per node): the hot path's
     // independent single-key reads and writes cost one round trip, on Redis and on Cluster.
     this.client = this.#connect({ enableAutoPipelining: true });

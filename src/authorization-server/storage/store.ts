@@ -37,8 +37,7 @@ export interface Store {
 
 export async function openStore(config: Config, kv?: Kv): Promise<Store> {
   const secrets = loadStoreSecrets(config);
-  const backend =
-    kv ?? (config.redisUrl ? new RedisKv(config.redisUrl, { cluster: config.redisCluster }) : new MemoryKv());
+  const backend = kv ?? (config.redisUrl ? new RedisKv(config.redisUrl, config.redis) : new MemoryKv());
   let box: SealedBox;
   try {
     box = new SealedBox(await loadDataKeys(backend, `${config.redisPrefix}data-keys`, secrets));
