@@ -41,6 +41,11 @@ const RULES: Rule[] = [
     files: ['src/resource-server/'],
     forbidden: ['src/authorization-server/', 'src/cli/', 'oidc-provider'],
   },
+  {
+    why: 'the demo client knows the servers by URL only, as any relying party',
+    files: ['src/demo-client/'],
+    forbidden: [...SERVER_CODE, 'oidc-provider'],
+  },
   { why: 'shared/ imports no server code', files: ['src/shared/'], forbidden: SERVER_CODE },
   { why: 'config/ imports no server code', files: ['src/config/'], forbidden: SERVER_CODE },
   {

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from '../../shared/logger.ts';
 import type { Store } from '../storage/store.ts';
 
@@ -17,7 +19,7 @@ export const DEMO = {
  * user, a public login client and a machine client. The generated password and client secret
  * are shown once on an interactive terminal, never logged.
  */
-export async function seedDemoData(store: Store, logger: Logger): Promise<void> {
+export async function seedDemoData(store: Store, logger: Logger, keysDir: string): Promise<void> {
   await store.resources.add({ uri: DEMO.resource, scopes: [...DEMO.scopes] });
   const password = randomBytes(12).toString('base64url');
   const user = await store.users.add({ ...DEMO.user, password });
@@ -65,7 +67,21 @@ export async function seedDemoData(store: Store, logger: Logger): Promise<void> 
         `  sign in as ${user.email} with password ${password}\n` +
         `  client ${DEMO.machineClient} has secret ${machine.client_secret}\n\n`,
     );
-  } else {
-    logger.warn('demo credentials are generated at each start and shown only on an interactive terminal');
   }
+  // Readable without a terminal too: the demo user's sign-in only (the machine client's secret stays
+  // on the terminal), in a file private to the owner, rewritten at every start.
+  const file = join(keysDir, DEMO_CREDENTIALS_FILE);
+  mkdirSync(keysDir, { recursive: true, mode: 0o700 });
+  writeFileSync(
+    file,
+    `# DEVELOPMENT ONLY: the in-process demo store of the authorization server started ${new Date().toISOString()}.\n` +
+      '# Rewritten at every start, useless once that process exits. Sign in with it at `npm run demo-client`.\n' +
+      `email=${user.email}\npassword=${password}\n`,
+    { mode: 0o600 },
+  );
+  chmodSync(file, 0o600);
+  logger.info({ file }, 'demo sign-in written to a file readable by this user only');
 }
+
+/** Under KEYS_DIR: the demo user's email and password, mode 0600. */
+export const DEMO_CREDENTIALS_FILE = 'demo-credentials.txt';

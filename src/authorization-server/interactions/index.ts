@@ -140,6 +140,6 @@ export function createInteractions({
 
   return {
     routers,
-    seedDemoData: () => seedDemoData(store, logger),
+    seedDemoData: () => seedDemoData(store, logger, config.keysDir),
   };
 }
