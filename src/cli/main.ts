@@ -414,6 +414,23 @@ audit
     }),
   );
 
+const storeCommand = program.command('store').description('encryption at rest');
+storeCommand
+  .command('rotate-data-key')
+  .description(
+    'make a new data encryption key: it seals new writes in 15 s (every instance learns it first); older values still open and are re-sealed as they are read or rewritten',
+  )
+  .option('--json', 'print JSON')
+  .action(
+    run(async (store) => {
+      const rotation = await store.rotateDataKey();
+      return {
+        json: rotation,
+        text: `new data key ${rotation.kid}, sealing from ${rotation.active_from}; older keys kept: ${rotation.previous.join(', ')}`,
+      };
+    }),
+  );
+
 program
   .command('doctor')
   .description(

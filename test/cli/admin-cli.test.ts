@@ -496,3 +496,42 @@ test('issue 9 #1: clients add refuses an admin scope on a client with any grant 
   );
   t.is(ok.client_id, 'machine-admin');
 });
+
+test.serial(
+  'issue 9 finding 14: store rotate-data-key makes a new data key; what was sealed before still opens',
+  async (t) => {
+    const own = { ...env, REDIS_PREFIX: testPrefix('cli-data-key') };
+    t.teardown(() => deletePrefix(redis, own.REDIS_PREFIX));
+    await cliJson(['resources', 'add', '--uri', api, '--scope', 'reports:read'], own);
+    await cliJson(
+      [
+        'clients',
+        'add',
+        '--id',
+        'before-rotation',
+        '--grant',
+        'client_credentials',
+        '--scope',
+        'reports:read',
+        '--resource',
+        api,
+      ],
+      own,
+    );
+
+    const first = await cliJson(['store', 'rotate-data-key'], own);
+    t.regex(String(first.kid), /^[A-Za-z0-9_-]{6}$/);
+    t.true(Date.parse(String(first.active_from)) > Date.now(), 'it seals only once every instance knows it');
+    t.is((first.previous as string[]).length, 1);
+    const second = await cliJson(['store', 'rotate-data-key'], own);
+    t.deepEqual(
+      second.previous,
+      [first.kid, ...(first.previous as string[])],
+      'older keys are kept, newest first',
+    );
+
+    t.like(await cliJson(['clients', 'show', 'before-rotation'], own), { client_id: 'before-rotation' });
+    const help = await runCli(['store', '--help'], own);
+    t.regex(help.stdout, /rotate-data-key/);
+  },
+);

@@ -4,6 +4,7 @@ import { ConflictError, InvalidInputError, NotFoundError } from '../../shared/er
 import type { SealedBox } from '../../shared/sealing/index.ts';
 import type { ConsentStore } from './consent-store.ts';
 import type { Kv } from './kv.ts';
+import { resealRecordIfStale } from './lazy-reseal.ts';
 import type { KeyNames } from './redis-keys.ts';
 import { OPENID_SCOPES, type ResourceStore } from './resource-store.ts';
 
@@ -177,7 +178,10 @@ export class ClientStore {
   async get(id: string): Promise<ClientMetadata | undefined> {
     const key = this.#keys.model('Client', id);
     const record = await this.#kv.getRecord(key);
-    return record ? this.#box.openJson<ClientMetadata>(record.sealed, key) : undefined;
+    if (!record) return undefined;
+    const client = this.#box.openJson<ClientMetadata>(record.sealed, key);
+    resealRecordIfStale(this.#kv, this.#box, key, record.sealed);
+    return client;
   }
 
   async show(id: string): Promise<ClientView> {

@@ -1,5 +1,6 @@
 import type { SealedBox } from '../../shared/sealing/index.ts';
 import type { Kv } from './kv.ts';
+import { resealRecordIfStale } from './lazy-reseal.ts';
 import type { KeyNames } from './redis-keys.ts';
 
 /** What a user approved for one client: OpenID scopes and claims, and scopes per API. */
@@ -35,7 +36,10 @@ export class ConsentStore {
   async get(accountId: string, clientId: string): Promise<ConsentRecord | undefined> {
     const key = this.#keys.consent(accountId, clientId);
     const record = await this.#kv.getRecord(key);
-    return record ? this.#box.openJson<ConsentRecord>(record.sealed, key) : undefined;
+    if (!record) return undefined;
+    const consent = this.#box.openJson<ConsentRecord>(record.sealed, key);
+    resealRecordIfStale(this.#kv, this.#box, key, record.sealed);
+    return consent;
   }
 
   /** Adds an approval to what the user approved for the client before. */

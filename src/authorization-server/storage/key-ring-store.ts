@@ -11,6 +11,7 @@ import {
 import type { ChangeFeed } from './change-feed.ts';
 import type { JwtTokenStore } from './jwt-token-store.ts';
 import type { Kv } from './kv.ts';
+import { resealValueIfStale } from './lazy-reseal.ts';
 import type { KeyNames } from './redis-keys.ts';
 
 export interface KeyRingStoreOptions {
@@ -46,8 +47,12 @@ export class KeyRingStore {
   }
 
   async read(): Promise<KeyRing | undefined> {
-    const sealed = await this.#kv.get(this.#keys.keyRing());
-    return sealed ? this.#box.openJson<KeyRing>(sealed, this.#keys.keyRing()) : undefined;
+    const key = this.#keys.keyRing();
+    const sealed = await this.#kv.get(key);
+    if (!sealed) return undefined;
+    const ring = this.#box.openJson<KeyRing>(sealed, key);
+    resealValueIfStale(this.#kv, this.#box, key, sealed);
+    return ring;
   }
 
   /**

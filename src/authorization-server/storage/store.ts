@@ -1,7 +1,7 @@
 import type { Config } from '../../config/config.ts';
 import { MAX_TOKEN_LIFETIME_SECONDS } from '../../config/fields.ts';
 import { loadStoreSecrets, type StoreSecrets } from '../../config/secrets.ts';
-import { loadDataKeys, SealedBox } from '../../shared/sealing/index.ts';
+import { type DataKeyRotation, loadDataKeys, rotateDataKey, SealedBox } from '../../shared/sealing/index.ts';
 import { families } from '../keys/signing-key-ring.ts';
 import { AuditLog } from './audit-log.ts';
 import { ChangeFeed } from './change-feed.ts';
@@ -32,19 +32,30 @@ export interface Store {
   audit: AuditLog;
   usage: ClientUsage;
   secrets: StoreSecrets;
+  /**
+   * Makes a new encryption data key (issue 9 finding 14: random 96-bit GCM nonces must not pile up
+   * under one key forever). Every instance learns it within RELOAD_INTERVAL_MS and it seals from
+   * `active_from` on; older values still open and are re-sealed as they are read or rewritten.
+   */
+  rotateDataKey(options?: { activateAfterMs?: number }): Promise<DataKeyRotation>;
   close(): Promise<void>;
 }
 
 export async function openStore(config: Config, kv?: Kv): Promise<Store> {
   const secrets = loadStoreSecrets(config);
   const backend = kv ?? (config.redisUrl ? new RedisKv(config.redisUrl, config.redis) : new MemoryKv());
+  const dataKeysName = `${config.redisPrefix}data-keys`;
   let box: SealedBox;
   try {
-    box = new SealedBox(await loadDataKeys(backend, `${config.redisPrefix}data-keys`, secrets));
+    box = new SealedBox(await loadDataKeys(backend, dataKeysName, secrets));
   } catch (error) {
     await backend.close();
     throw error;
   }
+  // Every instance re-reads the data keys, so a rotated key is known everywhere before it seals.
+  const reloadDataKeys = async () => box.update(await loadDataKeys(backend, dataKeysName, secrets));
+  const dataKeysTimer = setInterval(() => reloadDataKeys().catch(() => {}), config.reloadIntervalMs);
+  dataKeysTimer.unref();
   const keys = new KeyNames(config.redisPrefix, (ns, id) => box.hashId(ns, id));
   const feed = new ChangeFeed(backend, keys);
   const jwtTokens = new JwtTokenStore(backend, keys);
@@ -72,6 +83,14 @@ export async function openStore(config: Config, kv?: Kv): Promise<Store> {
     audit: new AuditLog(backend, keys, box),
     usage: new ClientUsage(backend, keys),
     secrets,
-    close: () => backend.close(),
+    rotateDataKey: async (options) => {
+      const rotation = await rotateDataKey(backend, dataKeysName, secrets, options);
+      await reloadDataKeys();
+      return rotation;
+    },
+    close: () => {
+      clearInterval(dataKeysTimer);
+      return backend.close();
+    },
   };
 }

@@ -7,9 +7,17 @@ const TAG_BYTES = 16;
 
 /** The keys that protect data at rest (envelope encryption: they are wrapped by the store key). */
 export interface DataKeys {
+  /** The newest encryption key: it seals from `activeFrom` on. */
   encryption: Buffer;
   idHash: Buffer;
   cookie: Buffer;
+  /**
+   * Encryption keys rotated out, newest first: they still open what they sealed (every sealed value
+   * names its key), and the first one keeps sealing until `activeFrom`.
+   */
+  previous?: Buffer[];
+  /** Epoch ms from which `encryption` seals; until then every instance has had time to learn it. */
+  activeFrom?: number;
 }
 
 export function generateDataKeys(): DataKeys {
@@ -26,35 +34,75 @@ export function keyId(key: Buffer): string {
 /**
  * AES-256-GCM sealing for everything the store holds, and keyed hashes that turn secret identifiers
  * (token, code, session ids, emails) into key names. Each ciphertext is bound to the Redis key it
- * lives under (associated data), so values cannot be swapped between keys.
+ * lives under (associated data), so values cannot be swapped between keys, and names the data key
+ * that sealed it, so the encryption key can rotate (random 96-bit nonces stay far from their
+ * collision bound) while older values still open and are re-sealed as they are rewritten.
  */
 export class SealedBox {
-  readonly id: string;
-  readonly #encryption: Buffer;
-  readonly #idHash: Buffer | undefined;
-  readonly #cookie: Buffer | undefined;
+  #keys!: DataKeys;
+  /** Every encryption key this box can open with, by id. */
+  #openers = new Map<string, Buffer>();
+  #newest!: { key: Buffer; id: string };
+  #before: { key: Buffer; id: string } | undefined;
 
   constructor(keys: Pick<DataKeys, 'encryption'> & Partial<DataKeys>) {
-    this.id = keyId(keys.encryption);
-    this.#encryption = keys.encryption;
-    this.#idHash = keys.idHash;
-    this.#cookie = keys.cookie;
+    this.update(keys as DataKeys);
+  }
+
+  /** Takes newly loaded data keys (after a rotation); the id-hash and cookie keys never change. */
+  update(keys: DataKeys): void {
+    const openers = new Map<string, Buffer>();
+    for (const key of [keys.encryption, ...(keys.previous ?? [])]) openers.set(keyId(key), key);
+    const before = keys.previous?.[0];
+    this.#keys = keys;
+    this.#openers = openers;
+    this.#newest = { key: keys.encryption, id: keyId(keys.encryption) };
+    this.#before = before ? { key: before, id: keyId(before) } : undefined;
+  }
+
+  /** The id of the key that seals now. */
+  get id(): string {
+    return this.#sealing().id;
+  }
+
+  /** The ids of every key that opens, the sealing key first. */
+  get keyIds(): string[] {
+    return [this.id, ...[...this.#openers.keys()].filter((id) => id !== this.id)];
+  }
+
+  #sealing(): { key: Buffer; id: string } {
+    const { activeFrom } = this.#keys;
+    return this.#before !== undefined && activeFrom !== undefined && Date.now() < activeFrom
+      ? this.#before
+      : this.#newest;
+  }
+
+  /** True when `sealed` was sealed by another key than the one sealing now: rewrite it when convenient. */
+  isStale(sealed: string): boolean {
+    return SealedBox.sealedBy(sealed) !== this.id;
+  }
+
+  /** The same plaintext sealed again under the current key. */
+  reseal(sealed: string, context: string): string {
+    return this.seal(this.open(sealed, context), context);
   }
 
   seal(plaintext: string, context: string): string {
+    const { key, id } = this.#sealing();
     const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.#encryption, iv);
+    const cipher = createCipheriv('aes-256-gcm', key, iv);
     cipher.setAAD(Buffer.from(context));
     const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-    return `${VERSION}.${this.id}.${Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url')}`;
+    return `${VERSION}.${id}.${Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url')}`;
   }
 
   open(sealed: string, context: string): string {
     const [version, sealedBy, data] = sealed.split('.');
-    if (version !== VERSION || sealedBy !== this.id || !data) throw new DecryptionError();
+    const key = sealedBy === undefined ? undefined : this.#openers.get(sealedBy);
+    if (version !== VERSION || key === undefined || !data) throw new DecryptionError();
     const raw = Buffer.from(data, 'base64url');
     try {
-      const decipher = createDecipheriv('aes-256-gcm', this.#encryption, raw.subarray(0, IV_BYTES));
+      const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, IV_BYTES));
       decipher.setAAD(Buffer.from(context));
       decipher.setAuthTag(raw.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
       return Buffer.concat([decipher.update(raw.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]).toString(
@@ -80,13 +128,15 @@ export class SealedBox {
 
   /** A keyed hash of a secret identifier, safe to use in key names. */
   hashId(namespace: string, id: string): string {
-    if (!this.#idHash) throw new Error('this box has no id-hash key');
-    return createHmac('sha256', this.#idHash).update(`${namespace}\0${id}`).digest('base64url');
+    const { idHash } = this.#keys;
+    if (!idHash) throw new Error('this box has no id-hash key');
+    return createHmac('sha256', idHash).update(`${namespace}\0${id}`).digest('base64url');
   }
 
   /** Cookie signing keys for oidc-provider, the same on every instance sharing the store. */
   cookieKeys(): string[] {
-    if (!this.#cookie) throw new Error('this box has no cookie key');
-    return [this.#cookie.toString('base64url')];
+    const { cookie } = this.#keys;
+    if (!cookie) throw new Error('this box has no cookie key');
+    return [cookie.toString('base64url')];
   }
 }

@@ -83,3 +83,66 @@ test('two processes opening a new store at once agree on one set of data keys', 
   t.is(new Set(names).size, 1);
   await Promise.all(stores.map((s) => s.close()));
 });
+
+test('issue 9 finding 14: the data key rotates; new writes use it, old values open and are re-sealed lazily', async (t) => {
+  const prefix = testPrefix('data-keys');
+  prefixes.push(prefix);
+  const storeKey = newKey();
+  const env = (extra: Record<string, string> = {}) => ({
+    ...configFor(prefix, storeKey),
+    reloadIntervalMs: 100,
+    ...extra,
+  });
+  const a = await openStore(env());
+  const b = await openStore(env());
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  const api = 'https://api.data-keys.test';
+  await a.resources.add({ uri: api, scopes: ['x:read'] });
+  const client = (id: string) => ({
+    id,
+    grants: ['client_credentials' as const],
+    scope: ['x:read'],
+    resources: [api],
+    redirectUris: [],
+    postLogoutRedirectUris: [],
+  });
+  await a.clients.add(client('old-client'));
+  const rawClient = async (id: string) => (await redis.hget(a.keys.model('Client', id), 'p')) ?? '';
+  const oldKid = String((await rawClient('old-client')).split('.')[1]);
+  t.is(oldKid, a.box.id);
+
+  const rotation = await a.rotateDataKey({ activateAfterMs: 700 });
+  t.not(rotation.kid, oldKid);
+  t.deepEqual(rotation.previous, [oldKid]);
+  // Not active yet: writes still use the old key, and the other instance learns the new one meanwhile.
+  await b.clients.add(client('written-while-pending'));
+  t.is((await rawClient('written-while-pending')).split('.')[1], oldKid);
+  const deadline = Date.now() + 5000;
+  while (b.box.id !== rotation.kid && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  t.is(b.box.id, rotation.kid, 'instance B seals with the new key once it is active');
+
+  await b.clients.add(client('new-client'));
+  t.is((await rawClient('new-client')).split('.')[1], rotation.kid, 'new writes use the new key');
+  t.is((await b.clients.get('old-client'))?.client_id, 'old-client', 'the old value opens');
+  const resealed = Date.now() + 5000;
+  while ((await rawClient('old-client')).split('.')[1] !== rotation.kid && Date.now() < resealed) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  t.is(
+    (await rawClient('old-client')).split('.')[1],
+    rotation.kid,
+    're-sealed under the new key after a read',
+  );
+  t.truthy(await a.clients.get('old-client'), 'and still opens everywhere');
+
+  // A process started later (the CLI, a new instance) opens values under every key.
+  const later = await openStore(env());
+  t.truthy(await later.clients.get('written-while-pending'));
+  t.truthy(await later.clients.get('new-client'));
+  await later.close();
+  const dump = await dumpPrefix(redis, prefix);
+  t.false(dump.includes(storeKey));
+});
