@@ -30,7 +30,7 @@ const READY_TIMEOUT_MS = 1500;
  * per request, so a key or resource change swaps it without dropping a request.
  */
 export function buildApp({ config, store, host, logger, routers = [] }: AppDeps): Koa {
-  const app = new Koa({ proxy: config.trustProxy });
+  const app = new Koa({ proxy: config.trustProxy, maxIpsCount: config.proxyHops });
   app.silent = true;
   app.on('error', (error) => logger.warn({ err: describe(error) }, 'request error'));
   const router = new Router();

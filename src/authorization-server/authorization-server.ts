@@ -1,5 +1,6 @@
 import type Koa from 'koa';
 import type { Config } from '../config/config.ts';
+import type { Clock } from '../shared/clock.ts';
 import { describe } from '../shared/describe-error.ts';
 import type { Logger } from '../shared/logger.ts';
 import { observeSigningKeys } from '../shared/metrics.ts';
@@ -16,8 +17,8 @@ export interface AuthorizationServerDeps {
   logger: Logger;
   /** A storage backend to use instead of the one config names (tests of a store fault). */
   kv?: Kv;
-  /** Epoch milliseconds for TOTP checks (tests of codes at a chosen time). */
-  clock?: () => number;
+  /** The clock of the login throttle and TOTP checks (epoch ms); tests move it instead of sleeping. */
+  clock?: Clock;
 }
 
 export interface AuthorizationServer {

@@ -119,7 +119,7 @@ function adminBinding({ adminPort, adminHost }: Config): Check {
       );
 }
 
-function trustProxy({ trustProxy: trusted, issuer }: Config): Check {
+function trustProxy({ trustProxy: trusted, proxyHops, issuer }: Config): Check {
   if (!trusted) {
     return check(
       'trust-proxy',
@@ -130,7 +130,7 @@ function trustProxy({ trustProxy: trusted, issuer }: Config): Check {
   return check(
     'trust-proxy',
     issuer.startsWith('https:') ? 'pass' : 'warn',
-    'TRUST_PROXY=true: client addresses come from X-Forwarded-For. Only safe when a proxy you run sets that header and nothing reaches the server around it (a client that can write the header can spread its login and token failures over made-up addresses)',
+    `TRUST_PROXY=${proxyHops}: a client's address is the X-Forwarded-For entry ${proxyHops} from the right (what your outermost proxy saw). Only right when exactly ${proxyHops} proxies you run append to that header and nothing reaches the server around them`,
   );
 }
 

@@ -67,8 +67,17 @@ const shape = {
     .min(0, 'must not be negative')
     .max(1_000_000, 'must be at most 1000000')
     .default(30_000),
-  /** Trust X-Forwarded-* headers (behind a reverse proxy). */
-  TRUST_PROXY: field.bool.default(false),
+  /**
+   * Reverse proxies in front of the server whose X-Forwarded-* entries are trusted: `false` (none,
+   * the default), `true` (one) or a number of hops. Only the last that many X-Forwarded-For
+   * entries count, the ones our own proxies appended; whatever the client wrote before them is
+   * ignored (issue 9 #5).
+   */
+  TRUST_PROXY: z
+    .union([field.bool.transform((on) => (on ? 1 : 0)), z.coerce.number().int().min(0).max(10)], {
+      error: 'true, false, or the number of trusted proxy hops (0-10)',
+    })
+    .default(0),
   /** Audit trail entries older than this are dropped, behind a sealed checkpoint (days); default 365. */
   AUDIT_RETENTION_DAYS: z.coerce
     .number({ error: 'must be a whole number of days' })
@@ -110,9 +119,12 @@ export interface Config {
   adminAudience: string | undefined;
   keyRotationInterval: number | undefined;
   tokenRateLimit: number;
+  /** X-Forwarded-* headers are read (at least one proxy hop is trusted). */
   trustProxy: boolean;
   auditRetentionDays: number;
   clientSecretMaxAgeDays: number;
+  /** How many X-Forwarded-For entries, counted from the right, were written by trusted proxies. */
+  proxyHops: number;
   logLevel: Env['LOG_LEVEL'];
   /** Loud warnings about unsafe settings that are allowed, for main.ts to log at start. */
   warnings: readonly string[];
@@ -154,7 +166,8 @@ export function loadConfig(source: Source = process.env): Config {
       e.ADMIN_AUDIENCE ?? (e.ADMIN_PORT ? `${ownScheme(e)}://localhost:${e.ADMIN_PORT}` : undefined),
     keyRotationInterval: e.KEY_ROTATION_INTERVAL,
     tokenRateLimit: e.TOKEN_RATE_LIMIT,
-    trustProxy: e.TRUST_PROXY,
+    trustProxy: e.TRUST_PROXY > 0,
+    proxyHops: e.TRUST_PROXY,
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,
     clientSecretMaxAgeDays: e.CLIENT_SECRET_MAX_AGE_DAYS,
     logLevel: e.LOG_LEVEL,

@@ -31,12 +31,29 @@ const invalid: [string, Record<string, string>, RegExp][] = [
   ['NODE_ENV unknown', { NODE_ENV: 'staging' }, /^NODE_ENV:/],
   ['ACCESS_TOKEN_ALG none', { ACCESS_TOKEN_ALG: 'none' }, /^ACCESS_TOKEN_ALG:/],
   ['TRUST_PROXY not a boolean', { TRUST_PROXY: 'maybe' }, /^TRUST_PROXY:/],
+  ['TRUST_PROXY hops out of range', { TRUST_PROXY: '11' }, /^TRUST_PROXY:/],
+  ['TRUST_PROXY hops not a whole number', { TRUST_PROXY: '1.5' }, /^TRUST_PROXY:/],
 ];
 for (const [title, env, message] of invalid) {
   test(`refuses ${title}, naming the variable`, (t) => {
     t.throws(() => loadConfig(env), { instanceOf: ConfigError, message });
   });
 }
+
+test('issue 9 #5: TRUST_PROXY is off, one hop (true) or a number of hops', (t) => {
+  for (const [value, hops] of [
+    [undefined, 0],
+    ['false', 0],
+    ['0', 0],
+    ['true', 1],
+    ['1', 1],
+    ['2', 2],
+  ] as const) {
+    const config = loadConfig({ TRUST_PROXY: value });
+    t.is(config.proxyHops, hops, String(value));
+    t.is(config.trustProxy, hops > 0, String(value));
+  }
+});
 
 const production = {
   NODE_ENV: 'production',

@@ -3,6 +3,7 @@ import { LOGIN_LIMITS } from '../../src/authorization-server/rate-limit/limits.t
 import { Deployment, startClientSite, type TestUser } from '../e2e/support/deployment.ts';
 import { authorizationRequest, UserAgent } from '../e2e/support/user-agent.ts';
 import type { RunningAuthServer } from '../support/auth-server.ts';
+import { type MovableClock, movableClock } from '../support/clock.ts';
 
 /** Brute-force protection: failures counted in Redis, so every instance enforces one budget. */
 let site: Awaited<ReturnType<typeof startClientSite>>;
@@ -17,11 +18,11 @@ test.after.always(async () => {
   await Promise.allSettled(deployments.map((d) => d.cleanup()));
 });
 
-async function twoInstances(name: string, env: Record<string, string> = {}) {
+async function twoInstances(name: string, env: Record<string, string> = {}, clock?: MovableClock) {
   const deployment = await Deployment.create(name);
   deployments.push(deployment);
-  const a = await deployment.start({ env });
-  const b = await deployment.start({ env });
+  const a = await deployment.start({ env, clock });
+  const b = await deployment.start({ env, clock });
   await a.store.clients.add({
     id: 'throttle-app',
     grants: ['authorization_code'],
@@ -53,7 +54,8 @@ async function attempt(
 }
 
 test('failed logins for one account are throttled across two instances, with Retry-After', async (t) => {
-  const { deployment, a, b } = await twoInstances('test-throttle-account');
+  const clock = movableClock();
+  const { deployment, a, b } = await twoInstances('test-throttle-account', {}, clock);
   const user: TestUser = await deployment.addUser(a, 'victim@example.com');
   const { freeFailures, firstDelaySeconds } = LOGIN_LIMITS.accountFromIp;
 
@@ -73,9 +75,10 @@ test('failed logins for one account are throttled across two instances, with Ret
   const retryAfter = Number(meanwhile.headers.get('retry-after'));
   t.true(retryAfter > 0 && retryAfter <= firstDelaySeconds);
 
-  // The hold lifts by itself (backoff, not a lock): shown here by letting it expire in Redis.
-  for (const key of await deployment.keys('rate-limit:login-account-ip:hold*'))
-    await deployment.redis.del(key);
+  // The hold lifts by itself (backoff, not a lock): the throttle's clock moves past it.
+  clock.advance(retryAfter * 1000 - 1500);
+  t.is((await attempt(b, user.email, user.password)).status, 429, 'not before the wait is over');
+  clock.advance(2000);
   const after = await attempt(b, user.email, user.password);
   t.is(after.status, 303, 'the right password works once the wait is over');
 });
@@ -113,4 +116,70 @@ test('a stranger failing for an account elsewhere does not hold the real person 
     await attempt(a, user.email, `guess ${i}`, stranger);
   t.is((await attempt(b, user.email, 'guess again', stranger)).status, 429, 'the stranger is held back');
   t.is((await attempt(b, user.email, user.password, '198.51.100.20')).status, 303, 'the owner signs in');
+});
+
+test('issue 9 #3: strangers failing for an account from many addresses never keep out the correct password', async (t) => {
+  const clock = movableClock();
+  const { deployment, a, b } = await twoInstances('test-throttle-lockout', { TRUST_PROXY: '1' }, clock);
+  const user: TestUser = await deployment.addUser(a, 'targeted@example.com');
+  const { account, accountFromIp } = LOGIN_LIMITS;
+  // The per-account free failures, spread so that no address is held back by its own count.
+  for (let i = 0; i < account.freeFailures / accountFromIp.freeFailures; i++) {
+    for (let j = 0; j < accountFromIp.freeFailures; j++) {
+      const r = await attempt(j % 2 ? a : b, user.email, `guess ${i}-${j}`, `203.0.113.${i + 1}`);
+      t.is(r.status, 200, `stranger ${i} guess ${j}`);
+    }
+  }
+  // The account is under attack now: a guess from a new address is slowed at once.
+  const late = '203.0.113.200';
+  const slowed = await attempt(b, user.email, 'late guess', late);
+  t.is(slowed.status, 429);
+  t.is(slowed.headers.get('retry-after'), String(account.firstDelaySeconds));
+  t.is((await attempt(a, user.email, 'another guess', late)).status, 429, 'held: no password check');
+
+  // The real person, from an address never used before: the correct password signs them in.
+  const owner = '198.51.100.77';
+  t.is((await attempt(a, user.email, user.password, owner)).status, 303, 'the owner signs in');
+  // The owner's address keeps its free failures (a typo is just a typo).
+  t.is((await attempt(b, user.email, 'a typo', owner)).status, 200);
+  t.is((await attempt(a, user.email, user.password, owner)).status, 303);
+  // The late stranger's hold lifts with time, and its next wrong guess holds it back twice as long.
+  clock.advance(account.firstDelaySeconds * 1000);
+  const again = await attempt(b, user.email, 'guess after the wait', late);
+  t.is(again.status, 429);
+  t.is(again.headers.get('retry-after'), String(account.firstDelaySeconds * 2));
+});
+
+test('issue 9 #14: per-address limits count an IPv6 /64 as one address', async (t) => {
+  const { a } = await twoInstances('test-throttle-ipv6', { TRUST_PROXY: '1' });
+  const { freeFailures } = LOGIN_LIMITS.accountFromIp;
+  const statuses: number[] = [];
+  for (let i = 0; i <= freeFailures; i++) {
+    // Each guess from another address of the same /64, written in every IPv6 spelling.
+    const from = [`2001:db8:7:9::${i + 1}`, `2001:0db8:0007:0009:${i + 1}:0:0:1`, `2001:DB8:7:9:ffff::${i}`][
+      i % 3
+    ];
+    statuses.push((await attempt(a, 'v6-target@example.com', `guess ${i}`, from)).status);
+  }
+  t.deepEqual(statuses, [...Array(freeFailures).fill(200), 429]);
+  // Another /64 is another address.
+  t.is((await attempt(a, 'v6-target@example.com', 'guess', '2001:db8:7:a::1')).status, 200);
+});
+
+test('issue 9 #5: with TRUST_PROXY=1 a client-written X-Forwarded-For entry does not change its address', async (t) => {
+  const { a } = await twoInstances('test-throttle-forged-xff', { TRUST_PROXY: '1' });
+  const { freeFailures } = LOGIN_LIMITS.accountFromIp;
+  const statuses: number[] = [];
+  for (let i = 0; i <= freeFailures; i++) {
+    // The client forges a new leftmost entry each time; our proxy appends what it saw: 192.0.2.9.
+    statuses.push(
+      (await attempt(a, 'xff-target@example.com', `guess ${i}`, `198.51.100.${i + 1}, 192.0.2.9`)).status,
+    );
+  }
+  t.deepEqual(statuses, [...Array(freeFailures).fill(200), 429]);
+  t.is(
+    (await attempt(a, 'xff-target@example.com', 'guess', '192.0.2.10')).status,
+    200,
+    'another real address',
+  );
 });

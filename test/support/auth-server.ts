@@ -8,6 +8,7 @@ import { buildAuthorizationServer } from '../../src/authorization-server/authori
 import type { ProviderHost } from '../../src/authorization-server/provider/provider-host.ts';
 import type { Store } from '../../src/authorization-server/storage/store.ts';
 import { type Config, loadConfig } from '../../src/config/config.ts';
+import type { Clock } from '../../src/shared/clock.ts';
 import { createListener, listen } from '../../src/shared/listen.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { REDIS_URL } from './redis.ts';
@@ -49,8 +50,8 @@ export async function startAuthServer(options: {
   secrets: { STORE_KEY: string; KEYS_DIR: string };
   env?: Record<string, string>;
   port?: number;
-  /** The time TOTP codes are checked against (epoch ms); the real clock when absent. */
-  clock?: () => number;
+  /** The clock of the login throttle and TOTP checks (epoch ms); the real clock when absent. */
+  clock?: Clock;
 }): Promise<RunningAuthServer> {
   const port = options.port ?? (await freePort());
   const config = loadConfig({

@@ -82,7 +82,7 @@ const scopes = (value: string) => [...new Set(value.split(/\s+/).filter(Boolean)
  * action in the audit log (who, what, when, from where).
  */
 export function buildAdminApp({ config, store, host, logger, audience }: AdminAppDeps): Koa {
-  const app = new Koa({ proxy: config.trustProxy });
+  const app = new Koa({ proxy: config.trustProxy, maxIpsCount: config.proxyHops });
   const router = new Router();
 
   /**

@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import type { Config } from '../../config/config.ts';
+import type { Clock } from '../../shared/clock.ts';
 import type { Logger } from '../../shared/logger.ts';
 import type { ProviderPages } from '../provider/configuration.ts';
 import type { ProviderHost } from '../provider/provider-host.ts';
@@ -24,8 +25,8 @@ export interface InteractionDeps {
   views: Views;
   /** Built before the interactions, with the pages of createProviderPages. */
   host: ProviderHost;
-  /** Epoch milliseconds for TOTP checks; tests inject one. */
-  clock?: () => number;
+  /** The clock of the login throttle and TOTP checks (epoch ms); tests move it instead of sleeping. */
+  clock?: Clock;
 }
 
 export interface Interactions {
@@ -53,7 +54,7 @@ export function createInteractions({
   host,
   clock,
 }: InteractionDeps): Interactions {
-  const throttle = new LoginThrottle(store);
+  const throttle = new LoginThrottle(store, clock);
   const totp = new TotpFactor(store, clock);
   const factors = secondFactor({ views, store, throttle, totp });
   const deps = {

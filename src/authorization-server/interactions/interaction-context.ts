@@ -2,6 +2,7 @@ import type { Next, ParameterizedContext } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Interaction } from 'oidc-provider';
 import type { ProviderHost } from '../provider/provider-host.ts';
+import type { ReservedLogin } from '../rate-limit/login-throttle.ts';
 import type { User } from '../storage/user-store.ts';
 import type { FormState } from './form-body.ts';
 import { PageError } from './page-errors.ts';
@@ -11,6 +12,8 @@ export interface InteractionState extends Partial<FormState> {
   interaction: Interaction;
   client: { id: string; name: string; redirectUri: string | undefined };
   user?: User;
+  /** The password check the login throttle allowed for this request. */
+  loginReservation?: ReservedLogin;
   grantId?: string;
 }
 

@@ -1,8 +1,9 @@
 import type { Next } from 'koa';
 import { countThrottledSignIn, recordSignIn } from '../observability/security-events.ts';
-import type { LoginAttempt, LoginThrottle } from '../rate-limit/login-throttle.ts';
+import type { LoginAttempt, LoginThrottle, ReservedLogin } from '../rate-limit/login-throttle.ts';
 import { signInResult } from '../second-factor/authentication-context.ts';
 import type { AuditLog } from '../storage/audit-log.ts';
+import { PasswordHashingBusyError } from '../storage/password-hasher.ts';
 import type { User, UserStore } from '../storage/user-store.ts';
 import { finishInteraction, type InteractionContext } from './interaction-context.ts';
 import type { SecondFactor } from './second-factor.ts';
@@ -12,6 +13,7 @@ import type { Views } from './views.ts';
 /** One message for an unknown email and a wrong password: the page never says which. */
 export const INVALID_CREDENTIALS = 'The email address or password is incorrect.';
 const MISSING_FIELDS = 'Enter your email address and your password.';
+const BUSY = 'Many people are signing in right now. Try again in a moment.';
 
 export interface LoginDeps {
   views: Views;
@@ -24,7 +26,8 @@ export interface LoginDeps {
 interface LoginPage {
   /**
    * 200 when the form comes back with a message for the person (a 4xx on a page is a console
-   * error in browsers); 429 when sign-in is throttled, with Retry-After.
+   * error in browsers); 429 when sign-in is throttled and 503 when too many passwords are being
+   * checked, both with Retry-After.
    */
   status?: number;
   error?: string;
@@ -77,27 +80,41 @@ export function loginSteps({ views, users, throttle, secondFactor, audit }: Logi
     await next();
   }
 
-  async function checkThrottle(ctx: InteractionContext, next: Next): Promise<void> {
-    const wait = await throttle.retryAfter(attemptOf(ctx));
-    if (wait > 0) {
+  /** Reserves the password check before any hashing, atomically across instances (issue 9 #4). */
+  async function reserveAttempt(ctx: InteractionContext, next: Next): Promise<void> {
+    const reservation = await throttle.reserve(attemptOf(ctx));
+    if (!reservation.allowed) {
       countThrottledSignIn();
-      tooManyAttempts(ctx, wait);
+      tooManyAttempts(ctx, reservation.retryAfterSeconds);
       return;
     }
+    ctx.state.loginReservation = reservation;
     await next();
   }
 
   async function verifyPassword(ctx: InteractionContext, next: Next): Promise<void> {
     const { email = '', password = '' } = ctx.state.form ?? {};
-    const user = await users.verifyPassword(email, password);
+    const reservation = ctx.state.loginReservation as ReservedLogin;
+    let user: Awaited<ReturnType<UserStore['verifyPassword']>>;
+    try {
+      user = await users.verifyPassword(email, password);
+    } catch (error) {
+      await reservation.release().catch(() => {});
+      if (!(error instanceof PasswordHashingBusyError)) throw error;
+      ctx.set('Retry-After', String(error.retryAfterSeconds));
+      renderLogin(ctx, views, { status: 503, email, error: BUSY });
+      return;
+    }
     if (!user) {
-      const wait = await throttle.failed(attemptOf(ctx));
+      const wait = await reservation.failed();
       recordSignIn(audit, { outcome: 'failure', account: email, ip: ctx.ip, method: 'pwd' });
       if (wait > 0) recordSignIn(audit, { outcome: 'throttled', account: email, ip: ctx.ip, method: 'pwd' });
       if (wait > 0) tooManyAttempts(ctx, wait);
       else renderLogin(ctx, views, { email, error: INVALID_CREDENTIALS });
       return;
     }
+    // A right password is no failure; the counters are cleared only once every factor passed.
+    await reservation.release();
     ctx.state.user = user;
     await next();
   }
@@ -112,5 +129,5 @@ export function loginSteps({ views, users, throttle, secondFactor, audit }: Logi
     await finishInteraction(ctx, signInResult(user.sub, ['pwd']), false);
   }
 
-  return [readCredentials, checkThrottle, verifyPassword, finishLogin];
+  return [readCredentials, reserveAttempt, verifyPassword, finishLogin];
 }

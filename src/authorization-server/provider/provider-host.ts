@@ -97,6 +97,7 @@ export class ProviderHost {
     const provider = new Provider(config.issuer, providerConfiguration(config, store, snapshot, pages));
     provider.proxy = config.trustProxy;
     observeProvider(provider, store);
+    provider.maxIpsCount = config.proxyHops;
     provider.use(jsonNotFound);
     provider.use(rejectRepeatedParameters(pages.renderError));
     provider.use(retryAfterWhenUnavailable);

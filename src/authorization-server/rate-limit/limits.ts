@@ -17,9 +17,9 @@ export interface BackoffPolicy {
 
 export const LOGIN_LIMITS = {
   /**
-   * Per account as tried from one address (the email's keyed hash with the client IP, whether or
-   * not the account exists): the everyday guard, and one that a stranger elsewhere cannot use to
-   * hold the real person back.
+   * Per account as tried from one address (the email's keyed hash with the client's address
+   * bucket, whether or not the account exists): the everyday guard, and one that a stranger
+   * elsewhere cannot use to hold the real person back.
    */
   accountFromIp: {
     name: 'login-account-ip',
@@ -28,7 +28,13 @@ export const LOGIN_LIMITS = {
     maxDelaySeconds: 15 * 60,
     memorySeconds: 24 * 3600,
   },
-  /** Per account from anywhere: slows guessing spread over many addresses. */
+  /**
+   * Per account from anywhere, against guessing spread over many addresses. Strangers can drive
+   * it, so it never refuses anyone by itself: past its free failures the account is "under
+   * attack", and each address it has not signed in from lately gets no free failures any more
+   * (its first wrong guess holds it back for firstDelaySeconds, doubling up to maxDelaySeconds).
+   * A correct password is always checked, and signs the person in.
+   */
   account: {
     name: 'login-account',
     freeFailures: 50,
@@ -36,7 +42,7 @@ export const LOGIN_LIMITS = {
     maxDelaySeconds: 15 * 60,
     memorySeconds: 24 * 3600,
   },
-  /** Per client IP: catches one source spraying many accounts. */
+  /** Per client address (IPv6 by /64): catches one source spraying many accounts. */
   ip: {
     name: 'login-ip',
     freeFailures: 100,
@@ -45,6 +51,9 @@ export const LOGIN_LIMITS = {
     memorySeconds: 3600,
   },
 } as const satisfies Record<string, BackoffPolicy>;
+
+/** An address an account signed in from keeps its free failures while the account is under attack. */
+export const KNOWN_ADDRESS_SECONDS = 30 * 24 * 3600;
 
 /** `/token` requests per client are counted over this window (TOKEN_RATE_LIMIT per window). */
 export const TOKEN_LIMIT_WINDOW_SECONDS = 60;

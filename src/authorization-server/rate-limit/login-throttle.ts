@@ -1,54 +1,122 @@
+import { type Clock, systemClock } from '../../shared/clock.ts';
 import type { Store } from '../storage/store.ts';
 import { normalizeEmail } from '../storage/user-store.ts';
-import { FailureBackoff } from './failure-backoff.ts';
-import { LOGIN_LIMITS } from './limits.ts';
+import { addressBucket } from './address-bucket.ts';
+import { type CounterRule, createFailureCounters, type FailureCounters } from './failure-backoff.ts';
+import { type BackoffPolicy, KNOWN_ADDRESS_SECONDS, LOGIN_LIMITS } from './limits.ts';
 
 export interface LoginAttempt {
   email: string;
   ip: string;
 }
 
+/** A password check the throttle allowed; exactly one of its outcomes is reported afterwards. */
+export interface ReservedLogin {
+  allowed: true;
+  /** The password was wrong; returns the wait now imposed on this address (0: none). */
+  failed(): Promise<number>;
+  /**
+   * The attempt is no failure: the password was right, or no check ran (the server was busy or
+   * failed). The sign-in as a whole succeeds with `LoginThrottle.succeeded`, after every factor.
+   */
+  release(): Promise<void>;
+}
+
+export type LoginReservation = ReservedLogin | { allowed: false; retryAfterSeconds: number };
+
+/** While an account is under attack, addresses it has not signed in from get no free failures. */
+const STRANGER_POLICY: BackoffPolicy = {
+  ...LOGIN_LIMITS.accountFromIp,
+  freeFailures: 0,
+  firstDelaySeconds: LOGIN_LIMITS.account.firstDelaySeconds,
+  maxDelaySeconds: LOGIN_LIMITS.account.maxDelaySeconds,
+};
+
 /**
- * Failed sign-ins, counted per account and per client IP. The account key is the email's keyed
- * hash whether or not such a user exists, so throttling says nothing about which accounts exist.
+ * Failed sign-ins, counted per account as tried from one address, per address, and per account
+ * from anywhere (limits.ts). Only counters that the attempt's own address drives can refuse it, so
+ * a correct password is never refused because strangers elsewhere failed: the per-account count
+ * only takes the free failures away from addresses the account has not signed in from.
+ *
+ * Each attempt is reserved atomically before its password is hashed (issue 9 #4): the per-address
+ * counters share one Redis Cluster slot (their hash tag is the address bucket), so one script
+ * checks and charges both. Account keys are the email's keyed hash whether or not such a user
+ * exists, so throttling says nothing about which accounts exist.
  */
 export class LoginThrottle {
   readonly #store: Store;
-  readonly #accountFromIp: FailureBackoff;
-  readonly #account: FailureBackoff;
-  readonly #ip: FailureBackoff;
+  readonly #counters: FailureCounters;
+  readonly #now: Clock;
 
-  constructor(store: Store) {
+  constructor(store: Store, clock: Clock = systemClock) {
     this.#store = store;
-    this.#accountFromIp = new FailureBackoff(store, LOGIN_LIMITS.accountFromIp);
-    this.#account = new FailureBackoff(store, LOGIN_LIMITS.account);
-    this.#ip = new FailureBackoff(store, LOGIN_LIMITS.ip);
+    this.#counters = createFailureCounters(store.kv);
+    this.#now = clock;
   }
 
-  #counters({ email, ip }: LoginAttempt): [FailureBackoff, string][] {
-    const account = this.#store.keys.emailHash(normalizeEmail(email));
-    return [
-      [this.#accountFromIp, this.#store.box.hashId('login-account-ip', `${account}\0${ip}`)],
-      [this.#account, account],
-      [this.#ip, this.#store.box.hashId('login-ip', ip)],
-    ];
+  #rules({ email, ip }: LoginAttempt) {
+    const { box, keys } = this.#store;
+    const account = keys.emailHash(normalizeEmail(email));
+    const bucket = addressBucket(ip);
+    const slot = `${keys.rateLimit('login')}:{${box.hashId('login-address', bucket)}}`;
+    const accountFromAddress = (underAttack: boolean): CounterRule => ({
+      key: `${slot}:account:${box.hashId('login-account-address', `${account}\0${bucket}`)}`,
+      policy: LOGIN_LIMITS.accountFromIp,
+      strangerPolicy: underAttack ? STRANGER_POLICY : LOGIN_LIMITS.accountFromIp,
+    });
+    const address: CounterRule = { key: `${slot}:address`, policy: LOGIN_LIMITS.ip };
+    const anywhere: CounterRule = {
+      key: `${keys.rateLimit('login')}:account:${account}`,
+      policy: LOGIN_LIMITS.account,
+    };
+    return { accountFromAddress, address, anywhere };
   }
 
-  /** Seconds before this attempt may be made; 0: now. */
+  /** Reserves one password check for this attempt, or says how long to wait first. */
+  async reserve(attempt: LoginAttempt): Promise<LoginReservation> {
+    const { charged, anywhere } = await this.#charged(attempt);
+    const reservation = await this.#counters.reserve(charged, this.#now());
+    if (!reservation.allowed) return reservation;
+    return {
+      allowed: true,
+      failed: async () => {
+        await this.#counters.count(anywhere, this.#now());
+        return reservation.waitIfFailedSeconds;
+      },
+      release: () => this.#counters.refund(charged, this.#now()),
+    };
+  }
+
+  /** Seconds before this attempt may be made; 0: now (for checks that reserve nothing). */
   async retryAfter(attempt: LoginAttempt): Promise<number> {
-    const waits = await Promise.all(this.#counters(attempt).map(([counter, key]) => counter.retryAfter(key)));
-    return Math.max(...waits);
+    const { charged } = await this.#charged(attempt);
+    return this.#counters.holdSeconds(charged, this.#now());
   }
 
-  /** Records a failed attempt; returns the wait it now imposes (0 while failures are free). */
+  /** Records a failed attempt made without a reservation; returns the wait it now imposes. */
   async failed(attempt: LoginAttempt): Promise<number> {
-    const waits = await Promise.all(this.#counters(attempt).map(([counter, key]) => counter.fail(key)));
-    return Math.max(...waits);
+    const { charged, anywhere } = await this.#charged(attempt);
+    const reservation = await this.#counters.reserve(charged, this.#now());
+    await this.#counters.count(anywhere, this.#now());
+    return reservation.allowed ? reservation.waitIfFailedSeconds : reservation.retryAfterSeconds;
   }
 
-  /** A success clears the account's failures; the IP's stay, or one valid account would launder them. */
+  /**
+   * The sign-in succeeded, every factor included: the account's failures from this address are
+   * cleared and the address is known to the account. The address's own count keeps earlier
+   * failures (one valid account must not launder them), and so does the count from anywhere.
+   */
   async succeeded(attempt: LoginAttempt): Promise<void> {
-    const [fromIp, account] = this.#counters(attempt).slice(0, 2) as [FailureBackoff, string][];
-    await Promise.all([fromIp, account].map(([counter, key]) => counter.reset(key)));
+    const { fromAddress } = await this.#charged(attempt, false);
+    await this.#counters.markKnown(fromAddress.key, KNOWN_ADDRESS_SECONDS, this.#now());
+  }
+
+  async #charged(attempt: LoginAttempt, readAttack = true) {
+    const { accountFromAddress, address, anywhere } = this.#rules(attempt);
+    const underAttack =
+      readAttack &&
+      (await this.#counters.failures(anywhere, this.#now())) >= LOGIN_LIMITS.account.freeFailures;
+    const fromAddress = accountFromAddress(underAttack);
+    return { charged: [fromAddress, address], fromAddress, anywhere };
   }
 }

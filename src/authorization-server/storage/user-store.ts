@@ -1,21 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import argon2 from 'argon2';
 import { z } from 'zod';
 import { ConflictError, InvalidInputError, NotFoundError } from '../../shared/errors.ts';
 import type { SealedBox } from '../../shared/sealing/index.ts';
 import type { Kv } from './kv.ts';
+import { hashPassword, needsRehash, verifyPasswordHash } from './password-hasher.ts';
 import type { KeyNames } from './redis-keys.ts';
 
-/**
- * argon2id at OWASP's minimum profile (19 MiB, t=2, p=1): `npm run bench` measures it beside the
- * stronger profiles. Hashing runs on libuv's thread pool, off the event loop.
- */
-export const PASSWORD_HASH_OPTIONS = {
-  type: argon2.argon2id,
-  memoryCost: 19_456,
-  timeCost: 2,
-  parallelism: 1,
-} as const;
+export { PASSWORD_HASH_OPTIONS } from './password-hasher.ts';
 
 export interface User {
   sub: string;
@@ -72,7 +63,7 @@ export class UserStore {
       email: address,
       ...(input.name ? { name: parse(name, input.name) } : {}),
       email_verified: false,
-      password_hash: await argon2.hash(secret, PASSWORD_HASH_OPTIONS),
+      password_hash: await hashPassword(secret),
       created_at: now,
       updated_at: now,
     };
@@ -116,7 +107,7 @@ export class UserStore {
     const secret = parse(password, newPassword);
     const updated = {
       ...user,
-      password_hash: await argon2.hash(secret, PASSWORD_HASH_OPTIONS),
+      password_hash: await hashPassword(secret),
       updated_at: new Date().toISOString(),
     };
     await this.#write(updated);
@@ -155,12 +146,12 @@ export class UserStore {
   async verifyPassword(address: string, candidate: string): Promise<User | undefined> {
     const user = await this.findByEmail(address);
     if (!user) {
-      await argon2.verify(await this.#dummy(), candidate).catch(() => false);
+      await verifyPasswordHash(await this.#dummy(), candidate);
       return undefined;
     }
-    if (!(await argon2.verify(user.password_hash, candidate).catch(() => false))) return undefined;
-    if (argon2.needsRehash(user.password_hash, PASSWORD_HASH_OPTIONS)) {
-      const upgraded = { ...user, password_hash: await argon2.hash(candidate, PASSWORD_HASH_OPTIONS) };
+    if (!(await verifyPasswordHash(user.password_hash, candidate))) return undefined;
+    if (needsRehash(user.password_hash)) {
+      const upgraded = { ...user, password_hash: await hashPassword(candidate) };
       await this.#write(upgraded);
       return upgraded;
     }
@@ -168,7 +159,10 @@ export class UserStore {
   }
 
   #dummy(): Promise<string> {
-    this.#dummyHash ??= argon2.hash(`dummy-${randomUUID()}`, PASSWORD_HASH_OPTIONS);
+    this.#dummyHash ??= hashPassword(`dummy-${randomUUID()}`).catch((error: unknown) => {
+      this.#dummyHash = undefined; // busy now: try again next time, not never
+      throw error;
+    });
     return this.#dummyHash;
   }
 

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { Redis } from 'ioredis';
+import type { Clock } from '../../../src/shared/clock.ts';
 import { type RunningAuthServer, startAuthServer, testSecrets } from '../../support/auth-server.ts';
 import { connectRedis, deletePrefix, testPrefix } from '../../support/redis.ts';
 
@@ -34,7 +35,7 @@ export class Deployment {
 
   /** Starts an instance; `env` overrides (ISSUER to put two instances behind one issuer). */
   async start(
-    options: { env?: Record<string, string>; port?: number; clock?: () => number } = {},
+    options: { env?: Record<string, string>; port?: number; clock?: Clock } = {},
   ): Promise<RunningAuthServer> {
     const server = await startAuthServer({ prefix: this.prefix, secrets: this.secrets, ...options });
     this.#servers.push(server);
