@@ -19,8 +19,12 @@ export const PASSWORD_HASH_OPTIONS = {
  */
 export const PASSWORD_HASH_CONCURRENCY = Math.min(2, availableParallelism());
 
-/** Hashes waiting for a slot per process; beyond it the caller is told to come back (503). */
-export const PASSWORD_HASH_QUEUE = 4 * PASSWORD_HASH_CONCURRENCY;
+/**
+ * Sign-in hashes waiting for a slot per process; beyond it the caller is told to come back (503).
+ * Eight hash times (~20 ms each) per slot: a short wait, never the seconds an unbounded queue
+ * grows to under a burst.
+ */
+export const PASSWORD_HASH_QUEUE = 8 * PASSWORD_HASH_CONCURRENCY;
 
 /** Too many password hashes already running and waiting in this process: retry shortly. */
 export class PasswordHashingBusyError extends AppError {
@@ -53,9 +57,10 @@ class BoundedWork {
     this.#maxWaiting = maxWaiting;
   }
 
-  async run<T>(work: () => Promise<T>): Promise<T> {
+  /** `bounded: false` for work an admin asked for: it waits its turn however long the queue. */
+  async run<T>(work: () => Promise<T>, { bounded = true } = {}): Promise<T> {
     if (this.#running >= this.#concurrency) {
-      if (this.#waiting.length >= this.#maxWaiting) throw new PasswordHashingBusyError();
+      if (bounded && this.#waiting.length >= this.#maxWaiting) throw new PasswordHashingBusyError();
       await new Promise<void>((resolve) => this.#waiting.push(resolve));
     } else {
       this.#running += 1;
@@ -86,11 +91,15 @@ class BoundedWork {
 
 const work = new BoundedWork(PASSWORD_HASH_CONCURRENCY, PASSWORD_HASH_QUEUE);
 
-export function hashPassword(password: string): Promise<string> {
-  return work.run(() => argon2.hash(password, PASSWORD_HASH_OPTIONS));
+/**
+ * A new hash. Sign-in (a rehash after a login) is bounded like verification; what an admin asks
+ * for (users add, set-password) waits its turn instead of failing.
+ */
+export function hashPassword(password: string, { forSignIn = false } = {}): Promise<string> {
+  return work.run(() => argon2.hash(password, PASSWORD_HASH_OPTIONS), { bounded: forSignIn });
 }
 
-/** False for a wrong password and for a malformed hash alike. */
+/** False for a wrong password and for a malformed hash alike; bounded (a sign-in). */
 export function verifyPasswordHash(hash: string, candidate: string): Promise<boolean> {
   return work.run(() => argon2.verify(hash, candidate).catch(() => false));
 }

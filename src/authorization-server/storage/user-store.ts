@@ -151,7 +151,7 @@ export class UserStore {
     }
     if (!(await verifyPasswordHash(user.password_hash, candidate))) return undefined;
     if (needsRehash(user.password_hash)) {
-      const upgraded = { ...user, password_hash: await hashPassword(candidate) };
+      const upgraded = { ...user, password_hash: await hashPassword(candidate, { forSignIn: true }) };
       await this.#write(upgraded);
       return upgraded;
     }
