@@ -125,8 +125,10 @@ test.serial(
     // overflow is answered at once, with no hash (the gate itself is tested deterministically in
     // test/authorization-server/storage/password-hasher.test.ts).
     const busy = responses.filter((r) => r.status === 503);
-    for (const r of busy) t.is(r.headers.get('retry-after'), '1');
-    busy.forEach((r) => t.regex(bodies[responses.indexOf(r)] ?? '', /Try again in a moment/));
+    for (const r of busy) {
+      t.is(r.headers.get('retry-after'), '1');
+      t.regex(bodies[responses.indexOf(r)] ?? '', /Try again in a moment/);
+    }
     t.is(verifications.started, burst - busy.length, 'a refused login ran no hash at all');
     t.true(responses.every((r) => r.status === 200 || r.status === 503));
   },
