@@ -3,7 +3,7 @@ import type { Config } from '../config/config.ts';
 import type { Clock } from '../shared/clock.ts';
 import { describe } from '../shared/describe-error.ts';
 import type { Logger } from '../shared/logger.ts';
-import { observeSigningKeys } from '../shared/metrics.ts';
+import { observePasswordHashQueue, observeSigningKeys } from '../shared/metrics.ts';
 import { buildAdminApp, ensureAdminResource } from './admin-api/app.ts';
 import { buildApp } from './app.ts';
 import { createInteractions, createProviderPages } from './interactions/index.ts';
@@ -11,6 +11,7 @@ import { createViews } from './interactions/views.ts';
 import { scheduleAuditRetention } from './observability/audit-retention.ts';
 import { ProviderHost } from './provider/provider-host.ts';
 import type { Kv } from './storage/kv.ts';
+import { passwordHashQueueDepth } from './storage/password-hasher.ts';
 import { openStore, type Store } from './storage/store.ts';
 
 export interface AuthorizationServerDeps {
@@ -46,6 +47,7 @@ export async function buildAuthorizationServer(
     const views = createViews(config.issuer);
     const host = new ProviderHost({ config, store, logger, pages: createProviderPages(views) });
     await host.start();
+    observePasswordHashQueue(passwordHashQueueDepth);
     observeSigningKeys(() => host.snapshot?.ring.keys);
     const interactions = createInteractions({ config, store, logger, views, host, clock });
     if (!config.redisUrl) await interactions.seedDemoData?.();
