@@ -1,5 +1,7 @@
 import test from 'ava';
 import { buildAdminApp, ensureAdminResource } from '../../src/authorization-server/admin-api/app.ts';
+import { totpCode } from '../../src/authorization-server/second-factor/totp.ts';
+import { TotpFactor } from '../../src/authorization-server/second-factor/totp-factor.ts';
 import { createLogger } from '../../src/shared/logger.ts';
 import { observeSigningKeys } from '../../src/shared/metrics.ts';
 import { API, API_SCOPES, Deployment, type TestUser } from '../e2e/support/deployment.ts';
@@ -222,6 +224,39 @@ test.serial(
         outcome: 'refused',
       },
     );
+  },
+);
+
+test.serial(
+  'a sign-in with a second factor is counted once, when every factor passed, and audited with its methods',
+  async (t) => {
+    const person = await deployment.addUser(as, 'totp-metrics@example.com');
+    const { secret } = await new TotpFactor(as.store).enrolByEmail(person.email);
+    const before = await scrape();
+    const request = authorizationRequest(as.issuer, {
+      client_id: 'web',
+      redirect_uri: REDIRECT,
+      scope: 'openid policies:read',
+      resource: API,
+    });
+    await runAuthorization(new UserAgent(), request.url, REDIRECT, {
+      credentials: person,
+      secondFactor: () => totpCode(secret),
+    });
+    const after = await scrape();
+    t.is(
+      metricValue(after, 'oauth_logins_total', { outcome: 'success' }) -
+        metricValue(before, 'oauth_logins_total', { outcome: 'success' }),
+      1,
+    );
+    let entry: { details?: Record<string, unknown> } | undefined;
+    for (let i = 0; i < 100 && !entry; i++) {
+      entry = (await as.store.audit.recent(20)).find(
+        (e) => e.action === 'signin.success' && e.target === person.sub,
+      );
+      if (!entry) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    t.deepEqual(entry?.details, { method: 'pwd otp' });
   },
 );
 

@@ -1,5 +1,6 @@
 import type { Next } from 'koa';
 import QRCode from 'qrcode';
+import { countThrottledSignIn, recordSignIn } from '../observability/security-events.ts';
 import type { LoginThrottle } from '../rate-limit/login-throttle.ts';
 import {
   clientRequiresMfa,
@@ -174,8 +175,21 @@ export function secondFactor({ views, store, throttle, totp }: SecondFactorDeps)
     return { email: stateOf(ctx).email, ip: ctx.ip };
   }
 
+  /** The second step's outcome in the metrics and the audit trail (observability/security-events.ts). */
+  function signInEvent(ctx: InteractionContext, outcome: 'success' | 'failure' | 'throttled'): void {
+    const { accountId, amr } = stateOf(ctx);
+    recordSignIn(store.audit, {
+      outcome,
+      account: accountId,
+      ip: ctx.ip,
+      method: [...amr, 'otp'].filter((m, i, all) => all.indexOf(m) === i).join(' '),
+    });
+  }
+
   async function refuse(ctx: InteractionContext, error: string, counts: boolean): Promise<void> {
     const wait = counts ? await throttle.failed(attemptOf(ctx)) : 0;
+    if (counts) signInEvent(ctx, 'failure');
+    if (wait > 0) signInEvent(ctx, 'throttled');
     if (wait > 0) return tooManyAttempts(ctx, wait);
     await render(ctx, stateOf(ctx), { error });
   }
@@ -191,6 +205,7 @@ export function secondFactor({ views, store, throttle, totp }: SecondFactorDeps)
   /** Wrong codes count in the same backoff as wrong passwords (per account, per IP). */
   async function checkThrottle(ctx: InteractionContext, next: Next): Promise<void> {
     const wait = await throttle.retryAfter(attemptOf(ctx));
+    if (wait > 0) countThrottledSignIn();
     if (wait > 0) return tooManyAttempts(ctx, wait);
     await next();
   }
@@ -252,6 +267,7 @@ export function secondFactor({ views, store, throttle, totp }: SecondFactorDeps)
     const state = stateOf(ctx);
     await pending.delete(ctx.state.interaction.uid);
     await throttle.succeeded(attemptOf(ctx));
+    signInEvent(ctx, 'success');
     await finishInteraction(ctx, signInResult(state.accountId, state.amr), false);
   }
 
