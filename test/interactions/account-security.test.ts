@@ -48,7 +48,10 @@ async function signedIn(email: string, code?: () => string) {
 
 test('a signed-in person enrols an app: QR code and key, one code, ten recovery codes, then it is on', async (t) => {
   const { user, agent } = await signedIn('self.enrol@example.com');
-  const page = await agent.get(`${server.issuer}/account/security`);
+  const overview = await agent.get(`${server.issuer}/account/security`);
+  t.is(overview.status, 200);
+  t.regex(await overview.text(), /id="totp-status">Off\./);
+  const page = await agent.get(`${server.issuer}/account/security/totp`);
   t.is(page.status, 200);
   const html = await page.text();
   t.regex(html, /<svg[^>]*viewBox/);
@@ -57,7 +60,9 @@ test('a signed-in person enrols an app: QR code and key, one code, ten recovery 
   const secret = (/<code id="totp-secret">([A-Z2-7 ]+)<\/code>/.exec(html)?.[1] ?? '').replace(/ /g, '');
   t.regex(secret, /^[A-Z2-7]{32}$/);
   // The same key until it is confirmed (a reload does not change what was scanned).
-  t.true((await (await agent.get(`${server.issuer}/account/security`)).text()).includes(secret.slice(0, 4)));
+  t.true(
+    (await (await agent.get(`${server.issuer}/account/security/totp`)).text()).includes(secret.slice(0, 4)),
+  );
 
   const wrong = await agent.postForm(`${server.issuer}/account/security/totp`, { code: '000000' });
   t.is(wrong.status, 200);

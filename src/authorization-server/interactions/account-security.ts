@@ -3,11 +3,14 @@ import type { Context, Next } from 'koa';
 import type { ProviderHost } from '../provider/provider-host.ts';
 import type { LoginThrottle } from '../rate-limit/login-throttle.ts';
 import { isMultiFactor } from '../second-factor/authentication-context.ts';
+import type { PasskeyFactor } from '../second-factor/passkey-factor.ts';
 import type { TotpFactor } from '../second-factor/totp-factor.ts';
 import type { Store } from '../storage/store.ts';
 import type { User } from '../storage/user-store.ts';
 import { parseForm } from './form-body.ts';
+import { jsonErrors } from './json-body.ts';
 import { PageError } from './page-errors.ts';
+import { passkeyRegistration, setScriptPageHeaders } from './passkeys.ts';
 import { enrolmentPage } from './second-factor.ts';
 import { setPageHeaders } from './security-headers.ts';
 import type { Views } from './views.ts';
@@ -32,6 +35,7 @@ export interface AccountSecurityDeps {
   issuer: string;
   throttle: LoginThrottle;
   totp: TotpFactor;
+  passkeys: PasskeyFactor;
   renderFailures: (ctx: Context, next: Next) => Promise<void>;
 }
 
@@ -47,6 +51,7 @@ export function accountSecurity({
   issuer,
   throttle,
   totp,
+  passkeys,
   renderFailures,
 }: AccountSecurityDeps) {
   async function requireSession(ctx: AccountContext, next: Next): Promise<void> {
@@ -59,7 +64,8 @@ export function accountSecurity({
         'Sign in through one of your apps first, then come back to this page.',
       );
     const amr = (session.amr as string[] | undefined) ?? [];
-    if (user.totp && !isMultiFactor(amr))
+    const hasSecondFactor = user.totp !== undefined || (await store.passkeys.listFor(user.sub)).length > 0;
+    if (hasSecondFactor && !isMultiFactor(amr))
       throw new PageError(
         403,
         'second_factor_needed',
@@ -87,20 +93,31 @@ export function accountSecurity({
     return secret;
   }
 
+  /** The overview: the authenticator app's state and the passkeys, with a button to add one. */
+  async function overview(ctx: AccountContext): Promise<void> {
+    const { user } = ctx.state;
+    const registered = await store.passkeys.listFor(user.sub);
+    setScriptPageHeaders(ctx);
+    ctx.type = 'html';
+    ctx.body = views.render('account-security', {
+      title: 'Sign-in security',
+      email: user.email,
+      totpEnabled: user.totp !== undefined,
+      recoveryCodesLeft: user.totp ? await totp.recoveryCodesLeft(user) : 0,
+      passkeys: registered.map((p) => ({
+        created: p.created_at.slice(0, 10),
+        lastUsed: p.last_used_at?.slice(0, 10),
+        synced: p.device_type === 'multiDevice',
+      })),
+    });
+  }
+
   async function render(ctx: AccountContext, page: { error?: string; status?: number } = {}): Promise<void> {
     const { user } = ctx.state;
+    if (user.totp) return overview(ctx);
     setPageHeaders(ctx);
     ctx.status = page.status ?? 200;
     ctx.type = 'html';
-    if (user.totp) {
-      ctx.body = views.render('account-security', {
-        title: 'Sign-in security',
-        email: user.email,
-        totpEnabled: true,
-        recoveryCodesLeft: await totp.recoveryCodesLeft(user),
-      });
-      return;
-    }
     ctx.body = views.render('totp-enrol', {
       title: 'Set up your authenticator app',
       action: `${ACCOUNT_SECURITY_PATH}/totp`,
@@ -140,7 +157,18 @@ export function accountSecurity({
   }
 
   const router = new Router();
-  router.get(ACCOUNT_SECURITY_PATH, renderFailures, requireSession, (ctx) => render(ctx as AccountContext));
+  router.get(ACCOUNT_SECURITY_PATH, renderFailures, requireSession, (ctx) => overview(ctx as AccountContext));
+  router.get(`${ACCOUNT_SECURITY_PATH}/totp`, renderFailures, requireSession, (ctx) =>
+    render(ctx as AccountContext),
+  );
+  const registration = passkeyRegistration(passkeys, issuer);
+  router.post(
+    `${ACCOUNT_SECURITY_PATH}/passkeys/options`,
+    jsonErrors,
+    requireSession,
+    ...registration.options,
+  );
+  router.post(`${ACCOUNT_SECURITY_PATH}/passkeys`, jsonErrors, requireSession, ...registration.register);
   router.post(
     `${ACCOUNT_SECURITY_PATH}/totp`,
     renderFailures,

@@ -5,6 +5,7 @@ import type { Logger } from '../../shared/logger.ts';
 import type { ProviderPages } from '../provider/configuration.ts';
 import type { ProviderHost } from '../provider/provider-host.ts';
 import { LoginThrottle } from '../rate-limit/login-throttle.ts';
+import { PasskeyFactor } from '../second-factor/passkey-factor.ts';
 import { TotpFactor } from '../second-factor/totp-factor.ts';
 import type { Store } from '../storage/store.ts';
 import { accountSecurity } from './account-security.ts';
@@ -14,9 +15,10 @@ import { parseForm } from './form-body.ts';
 import { type InteractionContext, loadInteraction } from './interaction-context.ts';
 import { loginSteps, renderLogin } from './login.ts';
 import { PageError, renderPageErrors } from './page-errors.ts';
+import { passkeyRoutes } from './passkeys.ts';
 import { providerPages } from './provider-pages.ts';
-import { secondFactor } from './second-factor.ts';
-import { ICON_PATH, STYLESHEET_PATH, type Views } from './views.ts';
+import { PendingSignIns, secondFactor } from './second-factor.ts';
+import { ICON_PATH, PRODUCT_NAME, STYLESHEET_PATH, type Views } from './views.ts';
 
 export interface InteractionDeps {
   config: Config;
@@ -127,6 +129,7 @@ export function createInteractions({
   );
   pages.post('/interaction/:uid/abort', renderFailures, loadInteraction(host), parseForm, denyRequest);
 
+  const passkeys = new PasskeyFactor(store, config.issuer, PRODUCT_NAME);
   const account = accountSecurity({
     views,
     store,
@@ -134,10 +137,21 @@ export function createInteractions({
     issuer: config.issuer,
     throttle,
     totp,
+    passkeys,
+    renderFailures,
+  });
+  const passkeyPages = passkeyRoutes({
+    views,
+    store,
+    host,
+    issuer: config.issuer,
+    throttle,
+    passkeys,
+    pending: new PendingSignIns(store),
     renderFailures,
   });
 
-  const routers = [pages, account];
+  const routers = [pages, account, passkeyPages];
 
   return {
     routers,

@@ -84,7 +84,11 @@ export function secondFactor({ views, store, throttle, totp }: SecondFactorDeps)
 
   /** Whether the user must pass a second factor before the sign-in completes. */
   async function required(ctx: InteractionContext, user: User): Promise<boolean> {
-    return user.totp !== undefined || (await mfaDemanded(ctx));
+    return user.totp !== undefined || (await hasPasskeys(user)) || (await mfaDemanded(ctx));
+  }
+
+  async function hasPasskeys(user: User): Promise<boolean> {
+    return (await store.passkeys.listFor(user.sub)).length > 0;
   }
 
   /** Records the first factor and sends the browser to the second-factor page. */
@@ -104,6 +108,13 @@ export function secondFactor({ views, store, throttle, totp }: SecondFactorDeps)
     const { interaction, client } = ctx.state;
     const user = await store.users.findBySub(state.accountId);
     if (!user) throw new PageError(400, 'account_gone', 'This account no longer exists.');
+    const passkeyUrl = (await hasPasskeys(user)) ? `/interaction/${interaction.uid}/passkey` : undefined;
+    if (!user.totp && passkeyUrl) {
+      // Passkeys are this account's only second factor.
+      ctx.status = 303;
+      ctx.redirect(passkeyUrl);
+      return;
+    }
     setPageHeaders(ctx, [client.redirectUri]);
     ctx.status = page.status ?? 200;
     ctx.type = 'html';
@@ -114,6 +125,7 @@ export function secondFactor({ views, store, throttle, totp }: SecondFactorDeps)
         clientName: client.name,
         email: user.email,
         error: page.error,
+        passkeyUrl,
       });
       return;
     }

@@ -136,4 +136,19 @@ export class KeyNames {
   recoveryCodeSpent(codeHash: string): string {
     return `${this.prefix}recovery-spent:${this.#hash('recovery-spent', codeHash)}`;
   }
+
+  /** One passkey (WebAuthn credential) by its credential id (sealed: key, counter, owner). */
+  passkey(credentialId: string): string {
+    return `${this.prefix}passkey:${this.#hash('passkey', credentialId)}`;
+  }
+
+  /** A user's passkeys: a set of sealed credential ids. */
+  userPasskeys(sub: string): string {
+    return `${this.prefix}user-passkeys:${this.#hash('user-passkeys', sub)}`;
+  }
+
+  /** A WebAuthn challenge waiting for its response, per ceremony (sealed, used once). */
+  webauthnChallenge(ceremony: string): string {
+    return `${this.prefix}webauthn-challenge:${this.#hash('webauthn-challenge', ceremony)}`;
+  }
 }

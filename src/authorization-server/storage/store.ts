@@ -12,6 +12,7 @@ import { JwtTokenStore } from './jwt-token-store.ts';
 import { KeyRingStore } from './key-ring-store.ts';
 import type { Kv } from './kv.ts';
 import { MemoryKv } from './memory-kv.ts';
+import { PasskeyStore } from './passkey-store.ts';
 import { KeyNames } from './redis-keys.ts';
 import { RedisKv } from './redis-kv.ts';
 import { ResourceStore } from './resource-store.ts';
@@ -27,6 +28,7 @@ export interface Store {
   clients: ClientStore;
   consents: ConsentStore;
   users: UserStore;
+  passkeys: PasskeyStore;
   keyRing: KeyRingStore;
   jwtTokens: JwtTokenStore;
   audit: AuditLog;
@@ -78,6 +80,7 @@ export async function openStore(config: Config, kv?: Kv): Promise<Store> {
     clients: new ClientStore(backend, keys, box, resources, consents),
     consents,
     users: new UserStore(backend, keys, box),
+    passkeys: new PasskeyStore(backend, keys, box),
     keyRing,
     jwtTokens,
     audit: new AuditLog(backend, keys, box),
