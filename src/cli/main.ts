@@ -12,7 +12,7 @@ import {
 import { parseScope } from '../authorization-server/storage/resource-store.ts';
 import { openStore, type Store } from '../authorization-server/storage/store.ts';
 import { loadConfig } from '../config/config.ts';
-import { AppError } from '../shared/errors.ts';
+import { AppError, NotFoundError } from '../shared/errors.ts';
 import { probeRedis } from '../shared/redis.ts';
 import { type Check, runDoctor } from './doctor.ts';
 
@@ -348,6 +348,23 @@ totp
       return {
         json: { sub: user.sub, email: user.email, totp: false },
         text: `authenticator app removed for ${user.email}`,
+      };
+    }),
+  );
+
+const passkeys = users.command('passkeys').description("a user's passkeys (WebAuthn)");
+passkeys
+  .command('remove <email>')
+  .description("remove all of a user's passkeys (an admin reset; the user can register new ones)")
+  .option('--json', 'print JSON')
+  .action(
+    run(async (store, email: string) => {
+      const user = await store.users.findByEmail(email);
+      if (!user) throw new NotFoundError(`no user ${email.trim().toLowerCase()}`);
+      const removed = await store.passkeys.removeAllFor(user.sub);
+      return {
+        json: { sub: user.sub, email: user.email, passkeys_removed: removed },
+        text: `${removed} passkey(s) removed for ${user.email}`,
       };
     }),
   );

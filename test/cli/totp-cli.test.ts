@@ -75,3 +75,30 @@ test.serial('users totp remove takes the app away; unknown users are an error on
     t.regex(missing.stderr, /no user nobody@example\.com/);
   }
 });
+
+test.serial('users passkeys remove clears every passkey of a user (an admin reset)', async (t) => {
+  const store = await openStore(
+    loadConfig({ REDIS_URL, REDIS_PREFIX: prefix, LOG_LEVEL: 'silent', ...secrets }),
+  );
+  try {
+    const user = await store.users.findByEmail('app.user@example.com');
+    const sub = user?.sub as string;
+    for (const id of ['cred-one', 'cred-two']) {
+      await store.passkeys.add({
+        id,
+        sub,
+        public_key: 'AAAA',
+        counter: 0,
+        transports: ['internal'],
+        device_type: 'singleDevice',
+        created_at: new Date().toISOString(),
+      });
+    }
+    t.is((await store.passkeys.listFor(sub)).length, 2);
+    t.like(await cliJson(['users', 'passkeys', 'remove', 'app.user@example.com'], env), { passkeys_removed: 2 });
+    t.is((await store.passkeys.listFor(sub)).length, 0);
+    t.is(await store.passkeys.find('cred-one'), undefined);
+  } finally {
+    await store.close();
+  }
+});

@@ -77,8 +77,9 @@ test('a signed-in person enrols an app: QR code and key, one code, ten recovery 
   t.is(codes.length, 10);
   t.is((await server.store.users.findByEmail(user.email))?.totp?.secret, secret);
 
-  // The session signed in with a password only: the page now asks to sign in again with the code.
-  t.is((await agent.get(`${server.issuer}/account/security`)).status, 403);
+  // The session signed in with a password only: it may look, but changes need the code now.
+  t.is((await agent.get(`${server.issuer}/account/security`)).status, 200);
+  t.is((await agent.get(`${server.issuer}/account/security/totp`)).status, 403);
   // The next sign-in asks for the app's code; then the page shows it on.
   const again = new UserAgent();
   const { url } = authorizationRequest(server.issuer, {
@@ -112,7 +113,7 @@ test('without a session the page says to sign in first (401); cross-site posts a
 test('an account with an app cannot be changed from a password-only session', async (t) => {
   const { user, agent } = await signedIn('pwd.session@example.com');
   await new TotpFactor(server.store).enrolByEmail(user.email);
-  t.is((await agent.get(`${server.issuer}/account/security`)).status, 403);
+  t.is((await agent.get(`${server.issuer}/account/security/totp`)).status, 403);
   const posted = await agent.postForm(`${server.issuer}/account/security/totp`, { code: '123456' });
   t.is(posted.status, 403);
 });

@@ -372,3 +372,58 @@ test('TOTP secrets and recovery codes are not readable in Redis', async (t) => {
   t.is(stored?.totp?.secret, user.secret, 'the store itself opens the sealed record');
   t.false(JSON.stringify(await server.store.users.list()).includes(user.secret), 'listings never show it');
 });
+
+test('the passkey endpoints answer malformed requests with a 4xx JSON error, never a 5xx', async (t) => {
+  const agent = new UserAgent();
+  const start = await agent.get(await authorizationUrl(client).url());
+  const pageUrl = new URL(start.headers.get('location') as string, server.issuer).href;
+  const passkeyPage = await agent.get(`${pageUrl}/passkey`);
+  t.is(passkeyPage.status, 200);
+  const csp = passkeyPage.headers.get('content-security-policy') ?? '';
+  t.regex(csp, /script-src 'self'/);
+  t.notRegex(csp, /unsafe-inline|unsafe-eval/);
+  t.notRegex(await passkeyPage.text(), /<script>/, 'no inline script');
+  const script = await fetch(`${server.issuer}/assets/webauthn.js`);
+  t.is(script.status, 200);
+  t.regex(script.headers.get('content-type') ?? '', /javascript/);
+  t.regex(await script.text(), /startAuthentication/);
+
+  const cases: [string, string, string][] = [
+    ['/passkey', 'not json', 'application/json'],
+    ['/passkey', '{"id":"x"}', 'text/plain'],
+    ['/passkey', '{"id":"x","response":{}}', 'application/json'],
+    ['/passkey', '[]', 'application/json'],
+    ['/passkey', 'null', 'application/json'],
+    ['/passkey', `{"id":"${'a'.repeat(40_000)}"}`, 'application/json'],
+    ['/passkey/options', 'x=1', 'application/x-www-form-urlencoded'],
+  ];
+  for (const [path, body, type] of cases) {
+    const response = await agent.postRaw(`${pageUrl}${path}`, body, type);
+    t.true(
+      response.status >= 400 && response.status < 500,
+      `${path} ${type} ${body.slice(0, 20)}: ${response.status}`,
+    );
+    t.truthy(((await response.json()) as { error?: string }).error);
+  }
+  // A response without its challenge (none was asked for) is refused as well.
+  const options = await agent.postRaw(`${pageUrl}/passkey/options`, '{}', 'application/json');
+  t.is(options.status, 200);
+  const { challenge } = (await options.json()) as { challenge: string };
+  t.regex(challenge, /^[\w-]{20,}$/);
+  const forged = await agent.postRaw(
+    `${pageUrl}/passkey`,
+    JSON.stringify({
+      id: 'AAAA',
+      rawId: 'AAAA',
+      type: 'public-key',
+      response: { clientDataJSON: 'e30', authenticatorData: 'AA', signature: 'AA' },
+    }),
+    'application/json',
+  );
+  t.is(forged.status, 400);
+  // A cross-site request (a browser names its origin) is refused before anything else.
+  const crossSite = await agent.postRaw(`${pageUrl}/passkey/options`, '{}', 'application/json', {
+    origin: 'https://evil.example',
+  });
+  t.is(crossSite.status, 403);
+});

@@ -54,27 +54,32 @@ export function accountSecurity({
   passkeys,
   renderFailures,
 }: AccountSecurityDeps) {
-  async function requireSession(ctx: AccountContext, next: Next): Promise<void> {
-    const session = await host.provider.Session.get(ctx as never);
-    const user = session.accountId ? await store.users.findBySub(session.accountId) : undefined;
-    if (!user)
-      throw new PageError(
-        401,
-        'not_signed_in',
-        'Sign in through one of your apps first, then come back to this page.',
-      );
-    const amr = (session.amr as string[] | undefined) ?? [];
-    const hasSecondFactor = user.totp !== undefined || (await store.passkeys.listFor(user.sub)).length > 0;
-    if (hasSecondFactor && !isMultiFactor(amr))
-      throw new PageError(
-        403,
-        'second_factor_needed',
-        'Sign in again with your second factor to change these settings.',
-      );
-    ctx.state.user = user;
-    ctx.state.amr = amr;
-    await next();
-  }
+  /**
+   * Looking needs a session; changing needs one that used the second factor when the account has
+   * one, so a password alone cannot add factors to an account protected by another.
+   */
+  const requireSession = (purpose: 'view' | 'change') =>
+    async function requireSession(ctx: AccountContext, next: Next): Promise<void> {
+      const session = await host.provider.Session.get(ctx as never);
+      const user = session.accountId ? await store.users.findBySub(session.accountId) : undefined;
+      if (!user)
+        throw new PageError(
+          401,
+          'not_signed_in',
+          'Sign in through one of your apps first, then come back to this page.',
+        );
+      const amr = (session.amr as string[] | undefined) ?? [];
+      const hasSecondFactor = user.totp !== undefined || (await store.passkeys.listFor(user.sub)).length > 0;
+      if (purpose === 'change' && hasSecondFactor && !isMultiFactor(amr))
+        throw new PageError(
+          403,
+          'second_factor_needed',
+          'Sign in again with your second factor to change these settings.',
+        );
+      ctx.state.user = user;
+      ctx.state.amr = amr;
+      await next();
+    };
 
   /** Form posts come from our own pages: a browser names the page's origin (CSRF defence beside SameSite). */
   async function sameOrigin(ctx: AccountContext, next: Next): Promise<void> {
@@ -157,23 +162,30 @@ export function accountSecurity({
   }
 
   const router = new Router();
-  router.get(ACCOUNT_SECURITY_PATH, renderFailures, requireSession, (ctx) => overview(ctx as AccountContext));
-  router.get(`${ACCOUNT_SECURITY_PATH}/totp`, renderFailures, requireSession, (ctx) =>
+  router.get(ACCOUNT_SECURITY_PATH, renderFailures, requireSession('view'), (ctx) =>
+    overview(ctx as AccountContext),
+  );
+  router.get(`${ACCOUNT_SECURITY_PATH}/totp`, renderFailures, requireSession('change'), (ctx) =>
     render(ctx as AccountContext),
   );
   const registration = passkeyRegistration(passkeys, issuer);
   router.post(
     `${ACCOUNT_SECURITY_PATH}/passkeys/options`,
     jsonErrors,
-    requireSession,
+    requireSession('change'),
     ...registration.options,
   );
-  router.post(`${ACCOUNT_SECURITY_PATH}/passkeys`, jsonErrors, requireSession, ...registration.register);
+  router.post(
+    `${ACCOUNT_SECURITY_PATH}/passkeys`,
+    jsonErrors,
+    requireSession('change'),
+    ...registration.register,
+  );
   router.post(
     `${ACCOUNT_SECURITY_PATH}/totp`,
     renderFailures,
     sameOrigin,
-    requireSession,
+    requireSession('change'),
     parseForm,
     confirm,
   );

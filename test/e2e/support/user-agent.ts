@@ -40,8 +40,13 @@ export class UserAgent {
     });
   }
 
-  async postRaw(url: string, body: string, contentType: string): Promise<Response> {
-    return this.#send(url, { method: 'POST', headers: { 'content-type': contentType }, body });
+  async postRaw(
+    url: string,
+    body: string,
+    contentType: string,
+    headers: Record<string, string> = {},
+  ): Promise<Response> {
+    return this.#send(url, { method: 'POST', headers: { ...headers, 'content-type': contentType }, body });
   }
 
   /** A POST with no Content-Type header at all (bytes, not text, so fetch adds none). */
