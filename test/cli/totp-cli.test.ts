@@ -95,7 +95,9 @@ test.serial('users passkeys remove clears every passkey of a user (an admin rese
       });
     }
     t.is((await store.passkeys.listFor(sub)).length, 2);
-    t.like(await cliJson(['users', 'passkeys', 'remove', 'app.user@example.com'], env), { passkeys_removed: 2 });
+    t.like(await cliJson(['users', 'passkeys', 'remove', 'app.user@example.com'], env), {
+      passkeys_removed: 2,
+    });
     t.is((await store.passkeys.listFor(sub)).length, 0);
     t.is(await store.passkeys.find('cred-one'), undefined);
   } finally {

@@ -1,9 +1,6 @@
 import type { Context, Next } from 'koa';
-import { readRawBody } from '../provider/form-body.ts';
+import { requestBody } from '../request-body.ts';
 import { PageError } from './page-errors.ts';
-
-/** A WebAuthn response with its attestation fits well within this. */
-export const JSON_BODY_LIMIT = 32 * 1024;
 
 export interface JsonState {
   json: unknown;
@@ -22,13 +19,10 @@ export function parseJson(issuer: string) {
       throw new PageError(403, 'cross_site', 'This request must come from this site.');
     if (!ctx.is('application/json'))
       throw new PageError(415, 'unsupported_media_type', 'Send application/json.');
-    const raw = await readRawBody(ctx.req, JSON_BODY_LIMIT);
-    if (!raw) {
-      ctx.set('Connection', 'close');
-      throw new PageError(413, 'too_large', 'The request is too large.');
-    }
+    // Read, size-limited, by the app's body step (request-body.ts).
+    const raw = requestBody(ctx);
     try {
-      (ctx.state as JsonState).json = raw.length ? JSON.parse(raw.toString('utf8')) : {};
+      (ctx.state as JsonState).json = raw?.length ? JSON.parse(raw.toString('utf8')) : {};
     } catch {
       throw new PageError(400, 'invalid_json', 'The request is not valid JSON.');
     }
