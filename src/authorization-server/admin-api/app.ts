@@ -4,7 +4,7 @@ import Koa, { type Context, type Next } from 'koa';
 import { z } from 'zod';
 import type { Config } from '../../config/config.ts';
 import { describe } from '../../shared/describe-error.ts';
-import { AppError, ForbiddenError, InvalidInputError } from '../../shared/errors.ts';
+import { AppError, ForbiddenError, InvalidInputError, NotFoundError } from '../../shared/errors.ts';
 import { respondWithJsonError } from '../../shared/json-error.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { measureRequests, serveMetrics } from '../../shared/metrics-http.ts';
@@ -270,6 +270,15 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
     action('admin:users', 'users.totp-enroll', async (ctx) => {
       const enrolment = await new TotpFactor(store).enrolByEmail(String(ctx.params.email));
       return { status: 201, body: enrolment, target: ctx.params.email };
+    }),
+  );
+  router.delete(
+    '/users/:email/passkeys',
+    action('admin:users', 'users.passkeys-remove', async (ctx) => {
+      const user = await store.users.findByEmail(String(ctx.params.email));
+      if (!user) throw new NotFoundError(`no user ${String(ctx.params.email).trim().toLowerCase()}`);
+      const removed = await store.passkeys.removeAllFor(user.sub);
+      return { body: { sub: user.sub, email: user.email, passkeys_removed: removed }, target: user.sub };
     }),
   );
   router.delete(

@@ -1,5 +1,4 @@
 import type { Next } from 'koa';
-import QRCode from 'qrcode';
 import { countThrottledSignIn, recordSignIn } from '../observability/security-events.ts';
 import type { LoginThrottle } from '../rate-limit/login-throttle.ts';
 import {
@@ -305,6 +304,8 @@ export async function enrolmentPage(
   secret: string,
 ): Promise<{ qrSvg: string; secret: string }> {
   const uri = totp.uri(email, secret);
+  // Loaded when an enrolment page is first shown, not at start.
+  const { default: QRCode } = await import('qrcode');
   const qrSvg = await QRCode.toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
   return { qrSvg, secret: secret.replace(/(.{4})/g, '$1 ').trim() };
 }

@@ -1,17 +1,19 @@
-import {
-  type AuthenticationResponseJSON,
-  type AuthenticatorTransport,
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
+import type {
+  AuthenticationResponseJSON,
+  AuthenticatorTransport,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import type { Passkey } from '../storage/passkey-store.ts';
 import type { Store } from '../storage/store.ts';
 import type { User } from '../storage/user-store.ts';
+
+/**
+ * Loaded on the first passkey request, not at start: the library and its ASN.1 and COSE parsers
+ * cost seconds of start-up on a busy machine that most requests never need.
+ */
+const webauthn = () => import('@simplewebauthn/server');
 
 /** A challenge waits this long for the authenticator's answer. */
 const CHALLENGE_TTL_SECONDS = 300;
@@ -41,6 +43,7 @@ export class PasskeyFactor {
 
   async registrationOptions(user: User): Promise<PublicKeyCredentialCreationOptionsJSON> {
     const existing = await this.#store.passkeys.listFor(user.sub);
+    const { generateRegistrationOptions } = await webauthn();
     const options = await generateRegistrationOptions({
       rpName: this.#rpName,
       rpID: this.#rpID,
@@ -58,6 +61,7 @@ export class PasskeyFactor {
   async register(user: User, response: RegistrationResponseJSON): Promise<Passkey | undefined> {
     const challenge = await this.#takeChallenge(`register\0${user.sub}`);
     if (!challenge) return undefined;
+    const { verifyRegistrationResponse } = await webauthn();
     const verified = await verifyRegistrationResponse({
       response,
       expectedChallenge: challenge,
@@ -89,6 +93,7 @@ export class PasskeyFactor {
     sub?: string,
   ): Promise<PublicKeyCredentialRequestOptionsJSON> {
     const allow = sub ? await this.#store.passkeys.listFor(sub) : [];
+    const { generateAuthenticationOptions } = await webauthn();
     const options = await generateAuthenticationOptions({
       rpID: this.#rpID,
       userVerification: 'required',
@@ -109,6 +114,7 @@ export class PasskeyFactor {
       typeof response?.id === 'string' ? await this.#store.passkeys.find(response.id) : undefined;
     if (!passkey) return { ok: false, reason: 'unknown_credential' };
     if (expectedSub && passkey.sub !== expectedSub) return { ok: false, reason: 'wrong_user' };
+    const { verifyAuthenticationResponse } = await webauthn();
     let verified: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
     try {
       verified = await verifyAuthenticationResponse({
