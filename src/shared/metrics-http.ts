@@ -14,8 +14,9 @@ export function nameRoute(res: ServerResponse, route: string): void {
 }
 
 /**
- * Koa middleware timing every request. The route is the router's pattern (`/policies/:id`), or a
- * name given with nameRoute; anything else is `unmatched`, never the raw path.
+ * Koa middleware timing every request. The route is a name given with nameRoute (oidc-provider's,
+ * even where a router of ours ran first, as the /token limiter does), else the router's pattern
+ * (`/policies/:id`); anything else is `unmatched`, never the raw path.
  */
 export function measureRequests(server: string): Middleware {
   return async function measureRequest(ctx, next) {
@@ -24,7 +25,7 @@ export function measureRequests(server: string): Middleware {
       await next();
     } finally {
       const route =
-        (ctx as { _matchedRoute?: unknown })._matchedRoute ?? routeNames.get(ctx.res) ?? 'unmatched';
+        routeNames.get(ctx.res) ?? (ctx as { _matchedRoute?: unknown })._matchedRoute ?? 'unmatched';
       stop({
         server,
         method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].includes(ctx.method)

@@ -24,7 +24,8 @@ let m2mSecret: string;
 
 test.before(async () => {
   deployment = await Deployment.create('metrics');
-  as = await deployment.start({ env: { TOKEN_RATE_LIMIT: '0' } });
+  // The /token limiter (a router of ours) runs first: the route is still oidc-provider's name.
+  as = await deployment.start();
   observeSigningKeys(() => as.host.snapshot?.ring.keys);
   await deployment.addApi(as);
   user = await deployment.addUser(as, 'metrics@example.com');
