@@ -5,6 +5,7 @@ import { respondWithJsonError } from '../../shared/json-error.ts';
 import { rateLimitRefusals } from '../../shared/metrics.ts';
 import { requestForm } from '../request-body.ts';
 import type { Store } from '../storage/store.ts';
+import { addressBucket } from './address-bucket.ts';
 import {
   TOKEN_AUTH_FAILURES_PER_ADDRESS,
   TOKEN_AUTH_FAILURES_PER_CALLER,
@@ -69,10 +70,11 @@ export function limitTokenRequests(store: Store, perWindow: number, grantOf: Gra
   return async function limitTokenRequestsPerClient(ctx: Context, next: Next): Promise<void> {
     const claim = claimOf(ctx);
     let budget: string | undefined;
-    const addressKey = counter('token-auth-failures-ip', store.box.hashId('token-ip', ctx.ip));
+    const address = addressBucket(ctx.ip);
+    const addressKey = counter('token-auth-failures-ip', store.box.hashId('token-ip', address));
     const callerKey = counter(
       'token-auth-failures',
-      store.box.hashId('token-ip-client', `${ctx.ip}\0${claim.clientId ?? ''}`),
+      store.box.hashId('token-ip-client', `${address}\0${claim.clientId ?? ''}`),
     );
     try {
       budget = await budgetKey(claim);

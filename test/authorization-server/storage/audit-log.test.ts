@@ -95,7 +95,10 @@ test('a changed entry is named', async (t) => {
   );
   const verdict = await store.audit.verify();
   t.like(verdict, { ok: false, first_bad: { seq: 3, reason: 'changed' } });
-  t.is((verdict as { first_bad: { id: string } }).first_bad.id, (await rawEntries(store))[2]?.[0]);
+  t.is(
+    (verdict as { first_bad: { id: string | undefined } }).first_bad.id,
+    (await rawEntries(store))[2]?.[0],
+  );
 });
 
 test('a removed entry is named, in the middle, at the start and at the tail', async (t) => {

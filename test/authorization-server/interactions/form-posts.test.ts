@@ -1,12 +1,12 @@
 import test from 'ava';
-import { Deployment, startClientSite, type TestUser } from '../e2e/support/deployment.ts';
+import { Deployment, startClientSite, type TestUser } from '../../e2e/support/deployment.ts';
 import {
   authorizationRequest,
   exchangeCode,
   runAuthorization,
   UserAgent,
-} from '../e2e/support/user-agent.ts';
-import type { RunningAuthServer } from '../support/auth-server.ts';
+} from '../../e2e/support/user-agent.ts';
+import type { RunningAuthServer } from '../../support/auth-server.ts';
 
 /**
  * Issue 10 item 3: the login, consent, abort and logout forms take a post from any user agent: an

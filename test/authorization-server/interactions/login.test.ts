@@ -1,7 +1,7 @@
 import test from 'ava';
-import { Deployment, startClientSite, type TestUser } from '../e2e/support/deployment.ts';
-import { authorizationRequest, UserAgent } from '../e2e/support/user-agent.ts';
-import type { RunningAuthServer } from '../support/auth-server.ts';
+import { Deployment, startClientSite, type TestUser } from '../../e2e/support/deployment.ts';
+import { authorizationRequest, UserAgent } from '../../e2e/support/user-agent.ts';
+import type { RunningAuthServer } from '../../support/auth-server.ts';
 
 let deployment: Deployment;
 let server: RunningAuthServer;

@@ -1,13 +1,13 @@
 import test from 'ava';
-import { Deployment, startClientSite, type TestUser } from '../e2e/support/deployment.ts';
+import { Deployment, startClientSite, type TestUser } from '../../e2e/support/deployment.ts';
 import {
   authorizationRequest,
   exchangeCode,
   runAuthorization,
   UserAgent,
-} from '../e2e/support/user-agent.ts';
-import type { RunningAuthServer } from '../support/auth-server.ts';
-import { freePort } from '../support/auth-server.ts';
+} from '../../e2e/support/user-agent.ts';
+import type { RunningAuthServer } from '../../support/auth-server.ts';
+import { freePort } from '../../support/auth-server.ts';
 
 /**
  * Sessions live in Redis: a login on one instance is single sign-on on another behind the same

@@ -1,12 +1,12 @@
 import test from 'ava';
-import { API, Deployment, startClientSite, type TestUser } from '../e2e/support/deployment.ts';
+import { API, Deployment, startClientSite, type TestUser } from '../../e2e/support/deployment.ts';
 import {
   authorizationRequest,
   exchangeCode,
   runAuthorization,
   UserAgent,
-} from '../e2e/support/user-agent.ts';
-import type { RunningAuthServer } from '../support/auth-server.ts';
+} from '../../e2e/support/user-agent.ts';
+import type { RunningAuthServer } from '../../support/auth-server.ts';
 
 /**
  * The authorization request's rules (PKCE, exact redirect URIs, PAR, and SPEC's scope rules:

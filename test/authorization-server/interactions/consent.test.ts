@@ -1,7 +1,7 @@
 import test from 'ava';
-import { API, Deployment, startClientSite, type TestUser } from '../e2e/support/deployment.ts';
-import { authorizationRequest, runAuthorization, UserAgent } from '../e2e/support/user-agent.ts';
-import type { RunningAuthServer } from '../support/auth-server.ts';
+import { API, Deployment, startClientSite, type TestUser } from '../../e2e/support/deployment.ts';
+import { authorizationRequest, runAuthorization, UserAgent } from '../../e2e/support/user-agent.ts';
+import type { RunningAuthServer } from '../../support/auth-server.ts';
 
 /** Consent: remembered per client and scopes, asked again for new scopes, skipped for first parties. */
 let deployment: Deployment;

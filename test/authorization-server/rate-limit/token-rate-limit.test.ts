@@ -2,15 +2,15 @@ import test from 'ava';
 import {
   TOKEN_AUTH_FAILURES_PER_ADDRESS,
   TOKEN_AUTH_FAILURES_PER_CALLER,
-} from '../../src/authorization-server/rate-limit/limits.ts';
-import { API, Deployment, startClientSite } from '../e2e/support/deployment.ts';
+} from '../../../src/authorization-server/rate-limit/limits.ts';
+import { API, Deployment, startClientSite } from '../../e2e/support/deployment.ts';
 import {
   authorizationRequest,
   exchangeCode,
   runAuthorization,
   UserAgent,
-} from '../e2e/support/user-agent.ts';
-import type { RunningAuthServer } from '../support/auth-server.ts';
+} from '../../e2e/support/user-agent.ts';
+import type { RunningAuthServer } from '../../support/auth-server.ts';
 
 /** `/token` is limited per client, in Redis, so the budget holds across instances. */
 const LIMIT = 3;
@@ -193,6 +193,33 @@ test.serial(
     t.is(other.status, 401);
   },
 );
+
+test('issue 9 #14: failed client authentications from one IPv6 /64 count as one address, whatever its host bits', async (t) => {
+  // One machine holds a whole /64: a fresh address per request must not buy a fresh budget.
+  const attempt = (i: number) =>
+    fetch(`${a.issuer}/token`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-forwarded-for': `2001:db8:44:7:${(i + 1).toString(16)}::1`,
+        authorization: `Basic ${Buffer.from(`v6-made-up-${i}:wrong`).toString('base64')}`,
+      },
+      body: 'grant_type=client_credentials',
+      signal: AbortSignal.timeout(10_000),
+    });
+  const statuses: number[] = [];
+  const batches = Math.ceil((TOKEN_AUTH_FAILURES_PER_ADDRESS + 40) / 20);
+  for (let batch = 0; batch < batches; batch++) {
+    statuses.push(
+      ...(await Promise.all(
+        Array.from({ length: 20 }, (_, i) => attempt(batch * 20 + i).then((r) => r.status)),
+      )),
+    );
+  }
+  t.true(statuses.includes(429), 'the /64 is held back');
+  t.true(statuses.filter((s) => s === 401).length <= TOKEN_AUTH_FAILURES_PER_ADDRESS);
+  t.is(statuses.filter((s) => s !== 401 && s !== 429).length, 0);
+});
 
 test("one user of a public client looping refresh tokens spends only their own grant's budget", async (t) => {
   site = await startClientSite();

@@ -1,16 +1,16 @@
 import argon2 from 'argon2';
 import test from 'ava';
-import { LOGIN_LIMITS } from '../../src/authorization-server/rate-limit/limits.ts';
+import { LOGIN_LIMITS } from '../../../src/authorization-server/rate-limit/limits.ts';
 import {
   hashPassword,
   PASSWORD_HASH_CONCURRENCY,
   PASSWORD_HASH_QUEUE,
   verifyPasswordHash,
-} from '../../src/authorization-server/storage/password-hasher.ts';
-import { API, Deployment, startClientSite } from '../e2e/support/deployment.ts';
-import { authorizationRequest, UserAgent } from '../e2e/support/user-agent.ts';
-import { clientCredentialsToken } from '../integration/support/harness.ts';
-import type { RunningAuthServer } from '../support/auth-server.ts';
+} from '../../../src/authorization-server/storage/password-hasher.ts';
+import { API, Deployment, startClientSite } from '../../e2e/support/deployment.ts';
+import { authorizationRequest, UserAgent } from '../../e2e/support/user-agent.ts';
+import { clientCredentialsToken } from '../../integration/support/harness.ts';
+import type { RunningAuthServer } from '../../support/auth-server.ts';
 
 /**
  * How many password hashes the login page runs, observed by counting argon2 verifications in this

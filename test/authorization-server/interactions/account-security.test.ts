@@ -1,9 +1,9 @@
 import test from 'ava';
-import { totpCode } from '../../src/authorization-server/second-factor/totp.ts';
-import { TotpFactor } from '../../src/authorization-server/second-factor/totp-factor.ts';
-import { Deployment, startClientSite } from '../e2e/support/deployment.ts';
-import { authorizationRequest, runAuthorization, UserAgent } from '../e2e/support/user-agent.ts';
-import type { RunningAuthServer } from '../support/auth-server.ts';
+import { totpCode } from '../../../src/authorization-server/second-factor/totp.ts';
+import { TotpFactor } from '../../../src/authorization-server/second-factor/totp-factor.ts';
+import { Deployment, startClientSite } from '../../e2e/support/deployment.ts';
+import { authorizationRequest, runAuthorization, UserAgent } from '../../e2e/support/user-agent.ts';
+import type { RunningAuthServer } from '../../support/auth-server.ts';
 
 /** A signed-in person turns on an authenticator app on /account/security, with JavaScript off. */
 let deployment: Deployment;

@@ -1,9 +1,9 @@
 import test from 'ava';
-import { LOGIN_LIMITS } from '../../src/authorization-server/rate-limit/limits.ts';
-import { Deployment, startClientSite, type TestUser } from '../e2e/support/deployment.ts';
-import { authorizationRequest, UserAgent } from '../e2e/support/user-agent.ts';
-import type { RunningAuthServer } from '../support/auth-server.ts';
-import { type MovableClock, movableClock } from '../support/clock.ts';
+import { LOGIN_LIMITS } from '../../../src/authorization-server/rate-limit/limits.ts';
+import { Deployment, startClientSite, type TestUser } from '../../e2e/support/deployment.ts';
+import { authorizationRequest, UserAgent } from '../../e2e/support/user-agent.ts';
+import type { RunningAuthServer } from '../../support/auth-server.ts';
+import { type MovableClock, movableClock } from '../../support/clock.ts';
 
 /** Brute-force protection: failures counted in Redis, so every instance enforces one budget. */
 let site: Awaited<ReturnType<typeof startClientSite>>;

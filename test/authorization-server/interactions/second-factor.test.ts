@@ -1,12 +1,12 @@
 import test from 'ava';
 import * as oidc from 'openid-client';
-import { ACR } from '../../src/authorization-server/second-factor/authentication-context.ts';
-import { totpCode } from '../../src/authorization-server/second-factor/totp.ts';
-import { TotpFactor } from '../../src/authorization-server/second-factor/totp-factor.ts';
-import { Deployment, startClientSite, type TestUser } from '../e2e/support/deployment.ts';
-import { runAuthorization, UserAgent } from '../e2e/support/user-agent.ts';
-import type { RunningAuthServer } from '../support/auth-server.ts';
-import { dumpPrefix } from '../support/redis.ts';
+import { ACR } from '../../../src/authorization-server/second-factor/authentication-context.ts';
+import { totpCode } from '../../../src/authorization-server/second-factor/totp.ts';
+import { TotpFactor } from '../../../src/authorization-server/second-factor/totp-factor.ts';
+import { Deployment, startClientSite, type TestUser } from '../../e2e/support/deployment.ts';
+import { runAuthorization, UserAgent } from '../../e2e/support/user-agent.ts';
+import type { RunningAuthServer } from '../../support/auth-server.ts';
+import { dumpPrefix } from '../../support/redis.ts';
 
 /**
  * TOTP as the second factor over plain HTTP (a browser with JavaScript off): codes computed from
