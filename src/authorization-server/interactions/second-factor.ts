@@ -198,7 +198,13 @@ export function secondFactor({ views, store, throttle, totp }: SecondFactorDeps)
   }
 
   async function refuse(ctx: InteractionContext, error: string, counts: boolean): Promise<void> {
-    const wait = counts ? await throttle.failed(attemptOf(ctx)) : 0;
+    let wait = 0;
+    if (counts) {
+      // The reserved check is spent as a failure, so reserveCheck does not give it back.
+      const reservation = ctx.state.loginReservation;
+      ctx.state.loginReservation = undefined;
+      wait = reservation ? await reservation.failed() : await throttle.failed(attemptOf(ctx));
+    }
     if (counts) signInEvent(ctx, 'failure');
     if (wait > 0) signInEvent(ctx, 'throttled');
     if (wait > 0) return tooManyAttempts(ctx, wait);
@@ -213,12 +219,23 @@ export function secondFactor({ views, store, throttle, totp }: SecondFactorDeps)
     });
   }
 
-  /** Wrong codes count in the same backoff as wrong passwords (per account, per IP). */
-  async function checkThrottle(ctx: InteractionContext, next: Next): Promise<void> {
-    const wait = await throttle.retryAfter(attemptOf(ctx));
-    if (wait > 0) countThrottledSignIn();
-    if (wait > 0) return tooManyAttempts(ctx, wait);
-    await next();
+  /**
+   * Wrong codes count in the same backoff as wrong passwords (per account, per IP), and each check
+   * is reserved atomically before the code is looked at, so parallel guesses get no more tries than
+   * the backoff allows (issue 9 #4). A right code, a missing one or an error gives it back.
+   */
+  async function reserveCheck(ctx: InteractionContext, next: Next): Promise<void> {
+    const reservation = await throttle.reserve(attemptOf(ctx));
+    if (!reservation.allowed) {
+      countThrottledSignIn();
+      return tooManyAttempts(ctx, reservation.retryAfterSeconds);
+    }
+    ctx.state.loginReservation = reservation;
+    try {
+      await next();
+    } finally {
+      await ctx.state.loginReservation?.release().catch(() => {});
+    }
   }
 
   function codeOf(ctx: InteractionContext): string {
@@ -287,9 +304,9 @@ export function secondFactor({ views, store, throttle, totp }: SecondFactorDeps)
     begin,
     showLoginStep,
     /** POST /interaction/:uid/second-factor, after loadInteraction('login') and parseForm. */
-    codeSteps: [loadPending, checkThrottle, verifyCode, finishSignIn],
+    codeSteps: [loadPending, reserveCheck, verifyCode, finishSignIn],
     /** POST /interaction/:uid/totp-enrolment. */
-    enrolmentSteps: [loadPending, checkThrottle, confirmEnrolment],
+    enrolmentSteps: [loadPending, reserveCheck, confirmEnrolment],
     /** POST /interaction/:uid/second-factor/continue. */
     continueSteps: [loadPending, requirePassed, finishSignIn],
   };
