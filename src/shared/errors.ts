@@ -2,7 +2,7 @@
  * The one base of every error we raise on purpose, on every surface (admin API and CLI, pages, the
  * resource server, the bearer middleware, the store): a stable `code` callers can switch on, the
  * HTTP `status`, and whether the message may be shown (`expose`). Each wire format has one
- * formatter: OAuth JSON (json-error.ts), RFC 6750 (resource-server/auth/respond.ts) and the HTML
+ * formatter: OAuth JSON (json-error.ts), RFC 6750 (bearer-error.ts) and the HTML
  * page (authorization-server/interactions/page-errors.ts).
  */
 export class AppError extends Error {

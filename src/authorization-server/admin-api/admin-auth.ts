@@ -1,6 +1,7 @@
 import { createLocalJWKSet, type JWTPayload, errors as joseErrors, jwtVerify } from 'jose';
 import type { Context, Next } from 'koa';
 import type { Config } from '../../config/config.ts';
+import { NO_CREDENTIALS, respondWithBearerError } from '../../shared/bearer-error.ts';
 import { publicJwk } from '../keys/signing-key-ring.ts';
 import type { ProviderHost } from '../provider/provider-host.ts';
 import type { Store } from '../storage/store.ts';
@@ -14,6 +15,7 @@ export interface AdminCaller {
   scopes: Set<string>;
 }
 
+/** Refuses the request in RFC 6750's format (the one shared formatter); no code: no credentials sent. */
 function challenge(
   ctx: Context,
   status: 400 | 401 | 403,
@@ -21,17 +23,17 @@ function challenge(
   description?: string,
   scope?: string,
 ) {
-  const params = [
-    'realm="admin"',
-    ...(error ? [`error="${error}"`] : []),
-    ...(description ? [`error_description="${description}"`] : []),
-    ...(scope ? [`scope="${scope}"`] : []),
-  ];
-  ctx.status = status;
-  ctx.set('WWW-Authenticate', `Bearer ${params.join(', ')}`);
-  ctx.body = error
-    ? { error, error_description: description }
-    : { error: 'unauthorized', error_description: 'a bearer token is required' };
+  respondWithBearerError(
+    ctx,
+    { realm: 'admin' },
+    {
+      code: error ?? NO_CREDENTIALS,
+      status,
+      description: description ?? 'a bearer token is required',
+      challenge: true,
+      ...(scope === undefined ? {} : { scope }),
+    },
+  );
 }
 
 /**

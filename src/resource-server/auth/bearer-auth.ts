@@ -1,4 +1,5 @@
 import type { Context, Middleware, Next } from 'koa';
+import { type ChallengeParameters, respondWithBearerError } from '../../shared/bearer-error.ts';
 import { createDiscoveryLoader } from './discovery.ts';
 import {
   AuthorizationServerUnavailable,
@@ -10,7 +11,6 @@ import {
 import { extractBearerToken } from './extract-token.ts';
 import { type IntrospectionCredentials, introspectActive } from './introspection.ts';
 import { type AuthLogger, silentLogger } from './logger.ts';
-import { type ChallengeParameters, respondWithError } from './respond.ts';
 import {
   type AccessTokenAuth,
   type AccessTokenVerifier,
@@ -118,10 +118,8 @@ export function createBearerAuth(options: BearerAuthOptions): BearerAuth {
   const logger = options.logger ?? silentLogger;
   const fetchImpl = options.fetch ?? globalThis.fetch;
   const timeoutMs = (options.httpTimeoutSeconds ?? 2) * 1000;
-  const challenge: ChallengeParameters = {
-    realm: options.realm ?? options.audience,
-    resourceMetadataUrl: options.resourceMetadataUrl ?? protectedResourceMetadataUrl(options.audience),
-  };
+  const resourceMetadataUrl = options.resourceMetadataUrl ?? protectedResourceMetadataUrl(options.audience);
+  const challenge: ChallengeParameters = { realm: options.realm ?? options.audience, resourceMetadataUrl };
   const loadMetadata = createDiscoveryLoader({
     issuer: options.issuer,
     fetch: fetchImpl,
@@ -162,7 +160,7 @@ export function createBearerAuth(options: BearerAuthOptions): BearerAuth {
           'token check impossible: authorization server unavailable',
         );
       }
-      respondWithError(ctx, challenge, error);
+      respondWithBearerError(ctx, challenge, error);
       return;
     }
     await next();
@@ -269,6 +267,6 @@ export function createBearerAuth(options: BearerAuthOptions): BearerAuth {
     checkRevocation,
     protect,
     warmUp,
-    resourceMetadataUrl: challenge.resourceMetadataUrl,
+    resourceMetadataUrl,
   };
 }

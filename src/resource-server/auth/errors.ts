@@ -1,3 +1,4 @@
+import { NO_CREDENTIALS } from '../../shared/bearer-error.ts';
 import { AppError } from '../../shared/errors.ts';
 
 /**
@@ -33,7 +34,7 @@ export abstract class BearerAuthError extends AppError {
 /** RFC 6750 §3.1: a request without any authentication information gets a challenge without error code. */
 export class MissingToken extends BearerAuthError {
   constructor(description: string, options?: ErrorOptions) {
-    super('unauthorized', 401, description, options);
+    super(NO_CREDENTIALS, 401, description, options);
   }
 }
 
