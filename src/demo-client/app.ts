@@ -259,9 +259,14 @@ ${notice}`,
       logger.warn({ err: describe(error) }, 'demo client error');
       ctx.status = status < 500 ? status : 502;
       ctx.type = 'html';
+      // Only what a 4xx means to say reaches the page; anything else stays in the log above.
+      const shown =
+        status < 500 && (error as { expose?: boolean }).expose === true
+          ? (error as Error).message
+          : 'The sign-in could not be completed. Please try again.';
       ctx.body = page(
         'Something went wrong',
-        `<p role="alert">${escapeHtml((error as Error).message)}</p><p><a href="/">Back</a></p>`,
+        `<p role="alert">${escapeHtml(shown)}</p><p><a href="/">Back</a></p>`,
       );
     }
   });

@@ -1,7 +1,7 @@
-import { parse as parseQuery, stringify as stringifyQuery } from 'node:querystring';
+import { stringify as stringifyQuery } from 'node:querystring';
 import { compactVerify, createLocalJWKSet, decodeProtectedHeader, type JWK } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import { replaceBody, requestBody } from '../request-body.ts';
+import { replaceBody, requestForm } from '../request-body.ts';
 import type { JwtAccessTokenModel, JwtTokenStore } from '../storage/jwt-token-store.ts';
 import type { KeyNames } from '../storage/redis-keys.ts';
 
@@ -73,9 +73,8 @@ function looksLikeJws(value: unknown): value is string {
 export function jwtTokenRegistryBridge(keys: KeyNames, publicJwks: JWK[]) {
   const keySet = createLocalJWKSet({ keys: publicJwks });
   return async function swapJwtForReference(ctx: KoaContextWithOIDC, next: () => Promise<void>) {
-    const raw =
-      ctx.method === 'POST' && ctx.is('application/x-www-form-urlencoded') ? requestBody(ctx) : undefined;
-    const form = raw && (parseQuery(raw.toString('utf8')) as Record<string, string | string[]>);
+    const form =
+      ctx.method === 'POST' && ctx.is('application/x-www-form-urlencoded') ? requestForm(ctx) : undefined;
     if (!form || !looksLikeJws(form.token)) return next();
 
     let claims: { jti?: unknown; sub?: unknown } = {};

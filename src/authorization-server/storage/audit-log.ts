@@ -111,7 +111,9 @@ export class AuditLog {
    */
   record(event: AuditEvent): Promise<void> {
     const entry: AuditEntry = { ...event, at: this.#now().toISOString() };
-    this.#logger?.info({ audit: entry }, 'audit');
+    // The log gets what happened, never who or from where: actor and target can be an email as typed
+    // (even a password typed into the email field) and source is an address; those stay sealed here.
+    this.#logger?.info({ audit: { action: entry.action, outcome: entry.outcome, at: entry.at } }, 'audit');
     return new Promise((resolve, reject) => {
       this.#pending.push({ entry, resolve, reject });
       this.#flushing ??= this.#flush();
