@@ -43,7 +43,11 @@ export async function buildAuthorizationServer(
   { logger, kv, clock }: AuthorizationServerDeps,
 ): Promise<AuthorizationServer> {
   const store = await openStore(config, kv);
+  const stopCaching: (() => Promise<void>)[] = [];
   try {
+    // Clients and APIs are read on every token request: a server keeps them in memory and drops
+    // them as they change (storage/record-cache.ts).
+    stopCaching.push(await store.clients.cache.listen(), await store.resources.cache.listen());
     const views = createViews(config.issuer);
     const host = new ProviderHost({ config, store, logger, pages: createProviderPages(views) });
     await host.start();
@@ -77,10 +81,12 @@ export async function buildAuthorizationServer(
         stopRotation();
         stopRetention();
         await host.stop();
+        await Promise.all(stopCaching.map((stop) => stop()));
         await store.close();
       },
     };
   } catch (error) {
+    await Promise.all(stopCaching.map((stop) => stop()));
     await store.close();
     throw error;
   }

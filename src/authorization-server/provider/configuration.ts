@@ -1,4 +1,4 @@
-import { type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provider';
+import { type AdapterPayload, type Configuration, errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../../config/config.ts';
 import { currentKid, type KeyRing } from '../keys/signing-key-ring.ts';
 import { ACR } from '../second-factor/authentication-context.ts';
@@ -55,7 +55,12 @@ export function providerConfiguration(
   const cookie = { httpOnly: true, sameSite: 'lax', secure: secureCookies, signed: true } as const;
 
   return {
-    adapter: createAdapterClass({ kv: store.kv, keys: store.keys, box: store.box }),
+    adapter: createAdapterClass({
+      kv: store.kv,
+      keys: store.keys,
+      box: store.box,
+      findClient: (id) => store.clients.get(id) as Promise<AdapterPayload | undefined>,
+    }),
     // Clients come from the store (the Client model), never from static configuration.
     clients: [],
     findAccount: findAccount(store.users),

@@ -1,6 +1,7 @@
 import { stringify as stringifyQuery } from 'node:querystring';
 import { compactVerify, createLocalJWKSet, decodeProtectedHeader, type JWK } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
+import { chargeTokenBudget } from '../rate-limit/token-rate-limit.ts';
 import { replaceBody, requestForm } from '../request-body.ts';
 import type { JwtAccessTokenModel, JwtTokenStore } from '../storage/jwt-token-store.ts';
 import type { KeyNames } from '../storage/redis-keys.ts';
@@ -28,9 +29,12 @@ interface TokenModel {
   [field: string]: unknown;
 }
 
-/** formats.customizers.jwt: records the token as it is issued. */
+/**
+ * formats.customizers.jwt: records the token as it is issued, and counts it against its client's
+ * `/token` budget in the same round trip.
+ */
 export function recordJwtAccessTokens(tokens: JwtTokenStore) {
-  return async (_ctx: unknown, token: unknown, jwt: { payload: Record<string, unknown> }) => {
+  return async (ctx: KoaContextWithOIDC, token: unknown, jwt: { payload: Record<string, unknown> }) => {
     const model = token as TokenModel;
     const payload: Record<string, unknown> = {};
     for (const field of model.constructor.IN_PAYLOAD) {
@@ -43,10 +47,12 @@ export function recordJwtAccessTokens(tokens: JwtTokenStore) {
     payload.iat = Number(jwt.payload.iat);
     const ttl = Math.max(1, exp - Math.floor(Date.now() / 1000));
     const kid = (model.resourceServer as { jwt?: { sign?: { kid?: string } } } | undefined)?.jwt?.sign?.kid;
-    // Issued in the same tick, the record and its index entry travel in one round trip.
+    // Issued in the same tick, the record, its index entry and the budget count travel in one
+    // round trip.
     await Promise.all([
       model.adapter.upsert(reference, payload, ttl),
       kid ? tokens.indexSignedBy(kid, model.kind as JwtAccessTokenModel, reference, exp) : undefined,
+      chargeTokenBudget(ctx.res),
     ]);
   };
 }

@@ -1,13 +1,21 @@
 import { constants, createPrivateKey, createPublicKey, type KeyObject, sign } from 'node:crypto';
 import { ExternalSigningKey } from 'oidc-provider';
+import { derToP1363 } from '../../shared/ecdsa-signature.ts';
 import { type KeyRing, providerJwks, type SigningAlg } from '../keys/signing-key-ring.ts';
 
-/** How each JWS algorithm maps onto node:crypto's one-shot sign (RFC 7518 §3, RFC 8037). */
+/**
+ * How each JWS algorithm maps onto node:crypto's one-shot sign (RFC 7518 §3, RFC 8037). The key goes
+ * in bare wherever the algorithm allows (see shared/ecdsa-signature.ts for why); PS256 needs options.
+ */
 const SIGNERS: Record<SigningAlg, (data: Uint8Array, key: KeyObject) => Buffer> = {
   RS256: (data, key) => sign('sha256', data, key),
   PS256: (data, key) =>
     sign('sha256', data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }),
-  ES256: (data, key) => sign('sha256', data, { key, dsaEncoding: 'ieee-p1363' }),
+  ES256: (data, key) => {
+    const signature = derToP1363(sign('sha256', data, key), 32);
+    if (!signature) throw new Error('node:crypto returned a malformed ECDSA signature');
+    return signature;
+  },
   EdDSA: (data, key) => sign(null, data, key),
 };
 

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import { decodeJwt } from 'jose';
 import type { Context, Next } from 'koa';
 import { AppError, StoreUnavailableError } from '../../shared/errors.ts';
@@ -39,8 +40,23 @@ interface TokenRequestClaim {
  * The client is the one the request claims (Basic credentials, `client_id`, or a client
  * assertion's issuer); authenticating it stays the provider's job. The counters are fixed
  * windows; the checks are independent single-key reads issued together, so they travel in one
- * round trip, and counting happens after the response is sent.
+ * round trip. A JWT access token's budget count travels with its registry write
+ * (`chargeTokenBudget`); any other count happens after the response is sent.
  */
+/** The budget count each token request in flight owes once it issues something, by its response. */
+const pendingCharges = new WeakMap<ServerResponse, () => Promise<void>>();
+
+/**
+ * Counts the request's token against its budget now, once: the token registry calls it beside its
+ * own write, so both go to Redis in one round trip. A token issued is a token counted, even if the
+ * response later fails.
+ */
+export function chargeTokenBudget(res: ServerResponse): Promise<void> {
+  const charge = pendingCharges.get(res);
+  pendingCharges.delete(res);
+  return charge ? charge().catch(() => {}) : Promise.resolve();
+}
+
 export function limitTokenRequests(store: Store, perWindow: number, grantOf: GrantLookup) {
   const windowMs = TOKEN_LIMIT_WINDOW_SECONDS * 1000;
   const counter = (name: string, id: string) => `${store.keys.rateLimit(name)}:${id}`;
@@ -104,18 +120,25 @@ export function limitTokenRequests(store: Store, perWindow: number, grantOf: Gra
       throw new StoreUnavailableError(error);
     }
 
-    await next();
-
-    // oidc-provider has written the response itself (ctx.respond is off), so read the raw status.
-    // The response is already on its way: counting adds no latency.
-    const status = ctx.res.statusCode;
-    if (status === 401) {
-      await Promise.all([
-        store.kv.countUp(addressKey, windowMs),
-        store.kv.countUp(callerKey, windowMs),
-      ]).catch(() => {});
-    } else if (status < 400 && budget) {
-      await store.kv.countUp(budget, windowMs).catch(() => {});
+    const charged = budget;
+    if (charged) pendingCharges.set(ctx.res, () => store.kv.countUp(charged, windowMs));
+    try {
+      await next();
+    } finally {
+      // oidc-provider has written the response itself (ctx.respond is off), so read the raw status.
+      // The response is already on its way: counting adds no latency.
+      const status = ctx.res.statusCode;
+      if (status === 401) {
+        pendingCharges.delete(ctx.res);
+        await Promise.all([
+          store.kv.countUp(addressKey, windowMs),
+          store.kv.countUp(callerKey, windowMs),
+        ]).catch(() => {});
+      } else if (status < 400) {
+        await chargeTokenBudget(ctx.res);
+      } else {
+        pendingCharges.delete(ctx.res);
+      }
     }
   };
 }

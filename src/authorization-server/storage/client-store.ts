@@ -5,6 +5,7 @@ import type { SealedBox } from '../../shared/sealing/index.ts';
 import type { ConsentStore } from './consent-store.ts';
 import type { Kv } from './kv.ts';
 import { resealRecordIfStale } from './lazy-reseal.ts';
+import { RecordCache } from './record-cache.ts';
 import type { KeyNames } from './redis-keys.ts';
 import { OPENID_SCOPES, type ResourceStore } from './resource-store.ts';
 
@@ -137,6 +138,8 @@ export class ClientStore {
   readonly #box: SealedBox;
   readonly #resources: ResourceStore;
   readonly #consents: ConsentStore;
+  /** Every token request reads its client: served from memory, dropped on every change (record-cache.ts). */
+  readonly cache: RecordCache<ClientMetadata>;
 
   constructor(kv: Kv, keys: KeyNames, box: SealedBox, resources: ResourceStore, consents: ConsentStore) {
     this.#kv = kv;
@@ -144,6 +147,7 @@ export class ClientStore {
     this.#box = box;
     this.#resources = resources;
     this.#consents = consents;
+    this.cache = new RecordCache(kv, keys.recordChanges('clients'));
   }
 
   async add(input: ClientInput): Promise<{ client_id: string; client_secret?: string }> {
@@ -175,7 +179,12 @@ export class ClientStore {
     return { client_id: c.id, ...(secret ? { client_secret: secret } : {}) };
   }
 
+  /** The client as registered now (within RECORD_CACHE_MAX_AGE_MS on instances that missed a change). */
   async get(id: string): Promise<ClientMetadata | undefined> {
+    return this.cache.get(id, () => this.#read(id));
+  }
+
+  async #read(id: string): Promise<ClientMetadata | undefined> {
     const key = this.#keys.model('Client', id);
     const record = await this.#kv.getRecord(key);
     if (!record) return undefined;
@@ -200,6 +209,7 @@ export class ClientStore {
     if (!(await this.#kv.hashDelete(this.#keys.clientIndex(), id)))
       throw new NotFoundError(`no client ${id}`);
     await this.#kv.del(this.#keys.model('Client', id));
+    await this.cache.changed(id);
     // Consent was given to this registration; an app registered later under the same id gets none.
     await this.#consents.removeClient(id);
   }
@@ -220,6 +230,7 @@ export class ClientStore {
   async #write(metadata: ClientMetadata): Promise<void> {
     const key = this.#keys.model('Client', metadata.client_id);
     await this.#kv.putRecord(key, this.#box.sealJson(metadata, key));
+    await this.cache.changed(metadata.client_id);
   }
 
   async #checkScopesAndResources(scope: string[], resourceUris: string[]): Promise<void> {

@@ -23,6 +23,8 @@ export interface AdapterDeps {
   kv: Kv;
   keys: KeyNames;
   box: SealedBox;
+  /** Clients are read through the client store, which keeps them cached (record-cache.ts). */
+  findClient?: (id: string) => Promise<AdapterPayload | undefined>;
 }
 
 async function guarded<T>(work: () => Promise<T>): Promise<T> {
@@ -38,7 +40,7 @@ async function guarded<T>(work: () => Promise<T>): Promise<T> {
  * oidc-provider's storage interface over the Kv store. Keys are keyed hashes of the ids, values
  * are AES-256-GCM sealed and bound to their key name.
  */
-export function createAdapterClass({ kv, keys, box }: AdapterDeps) {
+export function createAdapterClass({ kv, keys, box, findClient }: AdapterDeps) {
   return class KvAdapter implements Adapter {
     readonly name: string;
 
@@ -70,6 +72,7 @@ export function createAdapterClass({ kv, keys, box }: AdapterDeps) {
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
+      if (this.name === 'Client' && findClient) return guarded(() => findClient(id));
       return this.#read(keys.model(this.name, id));
     }
 

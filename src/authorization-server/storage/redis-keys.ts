@@ -81,6 +81,11 @@ export class KeyNames {
     return `${this.prefix}changes`;
   }
 
+  /** Pub/sub channel naming a client or an API that changed, so every instance drops its cached copy. */
+  recordChanges(kind: 'clients' | 'resources'): string {
+    return `${this.prefix}changes:${kind}`;
+  }
+
   /** Revoked JWT access tokens are found through a reference only the server can compute. */
   jwtReference(jti: string): string {
     return this.#hash('jwt-reference', jti);

@@ -3,6 +3,14 @@ import { StoreUnavailableError } from '../../shared/errors.ts';
 import { type ConnectOptions, connectRedis, delay, type RedisConnection } from '../../shared/redis.ts';
 import type { Kv, LogEntry, ReplaceResult, StoredRecord } from './kv.ts';
 
+/** Writes a record afresh (no field of an earlier one left), with its lifetime, in one command. */
+const PUT_RECORD = `
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'p', ARGV[1])
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
+return 1`;
+
 /** Swaps a record's sealed value only while it is the expected one (one key: Cluster-safe). */
 const REPLACE_RECORD = `
 local current = redis.call('HGET', KEYS[1], 'p')
@@ -87,6 +95,19 @@ function idAfter(id: string): string {
   return `${ms}-${BigInt(seq ?? '0') + 1n}`;
 }
 
+type Script = (...args: string[]) => Promise<unknown>;
+
+/**
+ * A Lua script called by EVALSHA (ioredis `defineCommand`): its source crosses the wire only when
+ * Redis does not know it yet, and the call joins the auto-pipeline like any other command.
+ */
+function defineScript(client: RedisConnection, name: string, lua: string, numberOfKeys: number): Script {
+  client.defineCommand(name, { lua, numberOfKeys });
+  const command = (client as unknown as Record<string, Script>)[name];
+  if (!command) throw new Error(`ioredis did not define ${name}`);
+  return (...args) => command.apply(client, args);
+}
+
 const logEntries = (raw: [string, string[]][]): LogEntry[] =>
   raw.map(([id, fields]) => ({ id, value: fields[fields.indexOf('v') + 1] ?? '' }));
 
@@ -95,18 +116,41 @@ export class RedisKv implements Kv {
   readonly client: RedisConnection;
   readonly #connect: (options?: RedisOptions) => RedisConnection;
   #subscriber: RedisConnection | undefined;
+  readonly #scripts: Record<
+    | 'putRecord'
+    | 'replaceRecord'
+    | 'addToOpenSet'
+    | 'closeSet'
+    | 'addToSet'
+    | 'countUp'
+    | 'indexByExpiry'
+    | 'appendToLog'
+    | 'trimLog',
+    Script
+  >;
 
   constructor(url: string, { cluster = false, sentinel }: Pick<ConnectOptions, 'cluster' | 'sentinel'> = {}) {
     this.#connect = (options = {}) => connectRedis(url, { ...options, cluster, sentinel });
     // Commands issued in the same tick travel together (one write per node): the hot path's
     // independent single-key reads and writes cost one round trip, on Redis and on Cluster.
     this.client = this.#connect({ enableAutoPipelining: true });
+    const script = (name: string, lua: string, keys = 1) =>
+      defineScript(this.client, `idp_${name}`, lua, keys);
+    this.#scripts = {
+      putRecord: script('putRecord', PUT_RECORD),
+      replaceRecord: script('replaceRecord', REPLACE_RECORD),
+      addToOpenSet: script('addToOpenSet', ADD_TO_OPEN_SET),
+      closeSet: script('closeSet', CLOSE_SET),
+      addToSet: script('addToSet', ADD_TO_SET),
+      countUp: script('countUp', COUNT_UP),
+      indexByExpiry: script('indexByExpiry', INDEX_BY_EXPIRY),
+      appendToLog: script('appendToLog', APPEND_TO_LOG, 2),
+      trimLog: script('trimLog', TRIM_LOG, 2),
+    };
   }
 
   async putRecord(key: string, sealed: string, ttlSeconds?: number): Promise<void> {
-    const tx = this.client.multi().del(key).hset(key, 'p', sealed);
-    if (ttlSeconds) tx.expire(key, ttlSeconds);
-    await tx.exec();
+    await this.#scripts.putRecord(key, sealed, String(ttlSeconds ?? 0));
   }
 
   async getRecord(key: string): Promise<StoredRecord | undefined> {
@@ -116,7 +160,7 @@ export class RedisKv implements Kv {
   }
 
   async replaceRecord(key: string, expected: string, next: string): Promise<ReplaceResult> {
-    const result = Number(await this.client.eval(REPLACE_RECORD, 1, key, expected, next));
+    const result = Number(await this.#scripts.replaceRecord(key, expected, next));
     return result === 1 ? 'replaced' : result === 0 ? 'changed' : 'missing';
   }
 
@@ -153,7 +197,7 @@ export class RedisKv implements Kv {
   }
 
   async addToSet(key: string, member: string, ttlSeconds?: number): Promise<void> {
-    await this.client.eval(ADD_TO_SET, 1, key, member, String(ttlSeconds ?? 0));
+    await this.#scripts.addToSet(key, member, String(ttlSeconds ?? 0));
   }
 
   async removeFromSet(key: string, member: string): Promise<void> {
@@ -165,11 +209,11 @@ export class RedisKv implements Kv {
   }
 
   async addToOpenSet(key: string, member: string, ttlSeconds?: number): Promise<boolean> {
-    return Number(await this.client.eval(ADD_TO_OPEN_SET, 1, key, member, String(ttlSeconds ?? 0))) === 1;
+    return Number(await this.#scripts.addToOpenSet(key, member, String(ttlSeconds ?? 0))) === 1;
   }
 
   async closeSet(key: string, ttlSeconds: number): Promise<string[]> {
-    const members = (await this.client.eval(CLOSE_SET, 1, key, String(ttlSeconds))) as string[];
+    const members = (await this.#scripts.closeSet(key, String(ttlSeconds))) as string[];
     return members.filter((member) => member !== CLOSED);
   }
 
@@ -187,12 +231,12 @@ export class RedisKv implements Kv {
   }
 
   async countUp(key: string, windowMs: number): Promise<void> {
-    await this.client.eval(COUNT_UP, 1, key, String(windowMs));
+    await this.#scripts.countUp(key, String(windowMs));
   }
 
   async indexByExpiry(key: string, member: string, expiresAt: number): Promise<void> {
     const now = Math.floor(Date.now() / 1000);
-    await this.client.eval(INDEX_BY_EXPIRY, 1, key, member, String(expiresAt), String(now));
+    await this.#scripts.indexByExpiry(key, member, String(expiresAt), String(now));
   }
 
   async popFromExpiryIndex(key: string, count: number): Promise<string[]> {
@@ -232,9 +276,7 @@ export class RedisKv implements Kv {
     newHead: string,
     values: string[],
   ): Promise<string[] | undefined> {
-    const ids = await this.client.eval(
-      APPEND_TO_LOG,
-      2,
+    const ids = await this.#scripts.appendToLog(
       logKey,
       headKey,
       expectedHead === undefined ? '' : '1',
@@ -260,9 +302,7 @@ export class RedisKv implements Kv {
     checkpoint: string,
     throughId: string,
   ): Promise<boolean> {
-    const done = await this.client.eval(
-      TRIM_LOG,
-      2,
+    const done = await this.#scripts.trimLog(
       logKey,
       checkpointKey,
       expected === undefined ? '' : '1',

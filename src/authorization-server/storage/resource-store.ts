@@ -3,6 +3,7 @@ import { MAX_TOKEN_LIFETIME_SECONDS } from '../../config/fields.ts';
 import { InvalidInputError, NotFoundError } from '../../shared/errors.ts';
 import { SIGNING_ALGS, type SigningAlg } from '../keys/signing-key-ring.ts';
 import type { Kv } from './kv.ts';
+import { RecordCache } from './record-cache.ts';
 import type { KeyNames } from './redis-keys.ts';
 
 /** Scopes oidc-provider owns; a resource may not claim them. */
@@ -60,17 +61,20 @@ function validationMessage(error: z.ZodError): string {
 
 /**
  * Resource servers (APIs) that tokens may be issued for, in one hash: resource URI → JSON. Read on
- * every token request, so a change applies at once on every instance.
+ * every token request, so served from memory; a change drops the cached copy at once on the
+ * instance that made it and through pub/sub on every other (record-cache.ts).
  */
 export class ResourceStore {
   readonly #kv: Kv;
   readonly #keys: KeyNames;
   readonly #options: ResourceStoreOptions;
+  readonly cache: RecordCache<Resource>;
 
   constructor(kv: Kv, keys: KeyNames, options: ResourceStoreOptions) {
     this.#kv = kv;
     this.#keys = keys;
     this.#options = options;
+    this.cache = new RecordCache(kv, keys.recordChanges('resources'));
   }
 
   async add(input: { uri: string; scopes: string[]; token_ttl?: number; alg?: string }): Promise<Resource> {
@@ -86,12 +90,15 @@ export class ResourceStore {
     // Keys first: once the API is listed, tokens for it are signed with its algorithm.
     if (alg) await this.#options.ensureKeyFamily(alg);
     await this.#kv.hashSet(this.#keys.resources(), stored.uri, JSON.stringify(stored));
+    await this.cache.changed(stored.uri);
     return this.#view(stored);
   }
 
   async get(uri: string): Promise<Resource | undefined> {
-    const json = await this.#kv.hashGet(this.#keys.resources(), uri);
-    return json ? this.#view(JSON.parse(json) as StoredResource) : undefined;
+    return this.cache.get(uri, async () => {
+      const json = await this.#kv.hashGet(this.#keys.resources(), uri);
+      return json ? this.#view(JSON.parse(json) as StoredResource) : undefined;
+    });
   }
 
   async list(): Promise<Resource[]> {
@@ -115,5 +122,6 @@ export class ResourceStore {
   async remove(uri: string): Promise<void> {
     if (!(await this.#kv.hashDelete(this.#keys.resources(), uri)))
       throw new NotFoundError(`no resource ${uri}`);
+    await this.cache.changed(uri);
   }
 }

@@ -1,4 +1,5 @@
-import { constants, type KeyObject, type VerifyKeyObjectInput, verify } from 'node:crypto';
+import { constants, type KeyObject, verify } from 'node:crypto';
+import { ECDSA_COMPONENT_BYTES, p1363ToDer } from '../../shared/ecdsa-signature.ts';
 
 /**
  * Synchronous JWS signature verification (RFC 7515, RFC 7518 §3) with node:crypto KeyObjects: no
@@ -55,13 +56,21 @@ export function verifySignature(
 ): boolean {
   if (!keyFitsAlgorithm(key, alg)) return false;
   const algorithm = ALGORITHMS[alg] as Algorithm;
-  const input: VerifyKeyObjectInput = algorithm.pss
-    ? { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }
-    : algorithm.keyType === 'ec'
-      ? { key, dsaEncoding: 'ieee-p1363' }
-      : { key };
   try {
-    return verify(algorithm.hash, signingInput, input, signature);
+    if (algorithm.pss) {
+      const pss = {
+        key,
+        padding: constants.RSA_PKCS1_PSS_PADDING,
+        saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
+      };
+      return verify(algorithm.hash, signingInput, pss, signature);
+    }
+    // The key goes in bare, not in an options object: see shared/ecdsa-signature.ts for why.
+    if (algorithm.keyType === 'ec') {
+      const der = p1363ToDer(signature, ECDSA_COMPONENT_BYTES[alg] ?? 0);
+      return der !== undefined && verify(algorithm.hash, signingInput, key, der);
+    }
+    return verify(algorithm.hash, signingInput, key, signature);
   } catch {
     return false;
   }

@@ -1,4 +1,12 @@
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  createSecretKey,
+  hkdfSync,
+  type KeyObject,
+  randomBytes,
+} from 'node:crypto';
 import { DecryptionError } from '../errors.ts';
 
 const VERSION = 'v1';
@@ -40,10 +48,16 @@ export function keyId(key: Buffer): string {
  */
 export class SealedBox {
   #keys!: DataKeys;
+  /**
+   * The keys as KeyObjects, made once: node:crypto takes a Buffer key too, but then checks it on
+   * every call by a path that throws and catches internally, which costs several times the HMAC
+   * itself (measured on Node 24: 11 µs against 1.7 µs per keyed hash).
+   */
+  #idHash: KeyObject | undefined;
   /** Every encryption key this box can open with, by id. */
-  #openers = new Map<string, Buffer>();
-  #newest!: { key: Buffer; id: string };
-  #before: { key: Buffer; id: string } | undefined;
+  #openers = new Map<string, KeyObject>();
+  #newest!: { key: KeyObject; id: string };
+  #before: { key: KeyObject; id: string } | undefined;
 
   constructor(keys: Pick<DataKeys, 'encryption'> & Partial<DataKeys>) {
     this.update(keys as DataKeys);
@@ -51,13 +65,15 @@ export class SealedBox {
 
   /** Takes newly loaded data keys (after a rotation); the id-hash and cookie keys never change. */
   update(keys: DataKeys): void {
-    const openers = new Map<string, Buffer>();
-    for (const key of [keys.encryption, ...(keys.previous ?? [])]) openers.set(keyId(key), key);
+    const openers = new Map<string, KeyObject>();
+    for (const key of [keys.encryption, ...(keys.previous ?? [])])
+      openers.set(keyId(key), createSecretKey(key));
     const before = keys.previous?.[0];
     this.#keys = keys;
+    this.#idHash = keys.idHash ? createSecretKey(keys.idHash) : undefined;
     this.#openers = openers;
-    this.#newest = { key: keys.encryption, id: keyId(keys.encryption) };
-    this.#before = before ? { key: before, id: keyId(before) } : undefined;
+    this.#newest = { key: createSecretKey(keys.encryption), id: keyId(keys.encryption) };
+    this.#before = before ? { key: createSecretKey(before), id: keyId(before) } : undefined;
   }
 
   /** The id of the key that seals now. */
@@ -70,7 +86,7 @@ export class SealedBox {
     return [this.id, ...[...this.#openers.keys()].filter((id) => id !== this.id)];
   }
 
-  #sealing(): { key: Buffer; id: string } {
+  #sealing(): { key: KeyObject; id: string } {
     const { activeFrom } = this.#keys;
     return this.#before !== undefined && activeFrom !== undefined && Date.now() < activeFrom
       ? this.#before
@@ -128,7 +144,7 @@ export class SealedBox {
 
   /** A keyed hash of a secret identifier, safe to use in key names. */
   hashId(namespace: string, id: string): string {
-    const { idHash } = this.#keys;
+    const idHash = this.#idHash;
     if (!idHash) throw new Error('this box has no id-hash key');
     return createHmac('sha256', idHash).update(`${namespace}\0${id}`).digest('base64url');
   }
