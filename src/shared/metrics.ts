@@ -126,6 +126,17 @@ interface TimedCommand {
 }
 const timedCommands = new WeakSet<object>();
 
+/** Each command's labelled histogram, looked up once rather than on every command. */
+const commandTimers = new Map<string, ReturnType<typeof redisCommandDuration.labels>>();
+function commandTimer(name: string): ReturnType<typeof redisCommandDuration.labels> {
+  let timer = commandTimers.get(name);
+  if (!timer) {
+    timer = redisCommandDuration.labels({ command: name });
+    commandTimers.set(name, timer);
+  }
+  return timer;
+}
+
 /** Times every command sent on an ioredis connection (Redis or Cluster), and counts failures. */
 export function instrumentRedis<T extends { sendCommand: (...args: never[]) => unknown }>(connection: T): T {
   const send = connection.sendCommand.bind(connection) as (
@@ -136,7 +147,7 @@ export function instrumentRedis<T extends { sendCommand: (...args: never[]) => u
     // A Cluster redirection sends the same command again; it is timed once, end to end.
     if (command && typeof command === 'object' && !timedCommands.has(command)) {
       timedCommands.add(command);
-      const stop = redisCommandDuration.startTimer({ command: command.name });
+      const stop = commandTimer(command.name).startTimer();
       command.promise?.then(
         () => stop(),
         () => {

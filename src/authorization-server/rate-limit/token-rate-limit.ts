@@ -60,17 +60,19 @@ export function chargeTokenBudget(res: ServerResponse): Promise<void> {
 export function limitTokenRequests(store: Store, perWindow: number, grantOf: GrantLookup) {
   const windowMs = TOKEN_LIMIT_WINDOW_SECONDS * 1000;
   const counter = (name: string, id: string) => `${store.keys.rateLimit(name)}:${id}`;
-  // Client ids are few and public: their keyed hashes are computed once, not per request.
-  const clientKeys = new Map<string, string>();
-  const clientKey = (clientId: string) => {
-    let key = clientKeys.get(clientId);
+  // Callers come back: their counters' keyed hashes are computed once, not per request (bounded).
+  const hashedKeys = new Map<string, string>();
+  const hashedKey = (name: string, namespace: string, id: string) => {
+    const memo = `${namespace}\0${id}`;
+    let key = hashedKeys.get(memo);
     if (!key) {
-      key = counter('token-client', store.box.hashId('token-client', clientId));
-      if (clientKeys.size >= 10_000) clientKeys.clear();
-      clientKeys.set(clientId, key);
+      key = counter(name, store.box.hashId(namespace, id));
+      if (hashedKeys.size >= 10_000) hashedKeys.clear();
+      hashedKeys.set(memo, key);
     }
     return key;
   };
+  const clientKey = (clientId: string) => hashedKey('token-client', 'token-client', clientId);
 
   async function budgetKey(claim: TokenRequestClaim): Promise<string | undefined> {
     if (!claim.clientId) return undefined;
@@ -87,30 +89,30 @@ export function limitTokenRequests(store: Store, perWindow: number, grantOf: Gra
     const claim = claimOf(ctx);
     let budget: string | undefined;
     const address = addressBucket(ctx.ip);
-    const addressKey = counter('token-auth-failures-ip', store.box.hashId('token-ip', address));
-    const callerKey = counter(
+    const addressKey = hashedKey('token-auth-failures-ip', 'token-ip', address);
+    const callerKey = hashedKey(
       'token-auth-failures',
-      store.box.hashId('token-ip-client', `${address}\0${claim.clientId ?? ''}`),
+      'token-ip-client',
+      `${address}\0${claim.clientId ?? ''}`,
     );
     try {
       budget = await budgetKey(claim);
-      const [address, caller, client] = await store.kv.readCounters(
-        budget ? [addressKey, callerKey, budget] : [addressKey, callerKey],
-      );
-      if (address && address.count >= TOKEN_AUTH_FAILURES_PER_ADDRESS) {
-        return tooMany(ctx, address.msLeft, 'too many failed client authentications from this address');
+      const keys = budget ? [addressKey, callerKey, budget] : [addressKey, callerKey];
+      const [fromAddress = 0, fromCaller = 0, issued = 0] = await store.kv.readCounters(keys);
+      const refuse = async (key: string, description: string) =>
+        tooMany(ctx, await store.kv.counterMsLeft(key), description);
+      if (fromAddress >= TOKEN_AUTH_FAILURES_PER_ADDRESS) {
+        return await refuse(addressKey, 'too many failed client authentications from this address');
       }
-      if (caller && caller.count >= TOKEN_AUTH_FAILURES_PER_CALLER) {
-        return tooMany(
-          ctx,
-          caller.msLeft,
+      if (fromCaller >= TOKEN_AUTH_FAILURES_PER_CALLER) {
+        return await refuse(
+          callerKey,
           'too many failed client authentications for this client from this address',
         );
       }
-      if (client && client.count >= perWindow) {
-        return tooMany(
-          ctx,
-          client.msLeft,
+      if (budget && issued >= perWindow) {
+        return await refuse(
+          budget,
           claim.publicGrant
             ? 'too many token requests for this grant'
             : 'too many token requests for this client',

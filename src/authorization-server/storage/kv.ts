@@ -60,11 +60,12 @@ export interface Kv {
   setMembers(key: string): Promise<string[]>;
 
   /**
-   * Fixed-window counters: each key's count and the milliseconds left in its window (0 and 0 when
-   * absent). Single-key reads issued together: one round trip for all of them. Rejects at once
-   * when the store is not ready.
+   * Fixed-window counters: each key's count (0 when absent), in one round trip (one MGET, or on
+   * Cluster single-key reads issued together). Rejects at once when the store is not ready.
    */
-  readCounters(keys: string[]): Promise<{ count: number; msLeft: number }[]>;
+  readCounters(keys: string[]): Promise<number[]>;
+  /** The milliseconds left in a counter's window (0 when it is absent), for Retry-After. */
+  counterMsLeft(key: string): Promise<number>;
   /** Adds one to a fixed-window counter, starting a window of `windowMs` when the key is new. */
   countUp(key: string, windowMs: number): Promise<void>;
 

@@ -132,12 +132,16 @@ export class MemoryKv implements Kv {
     return value instanceof Set && value.has(CLOSED);
   }
 
-  async readCounters(keys: string[]): Promise<{ count: number; msLeft: number }[]> {
+  async readCounters(keys: string[]): Promise<number[]> {
     return keys.map((key) => {
       const entry = this.#live(key);
-      const count = typeof entry?.value === 'string' ? Number(entry.value) : 0;
-      return { count, msLeft: count && entry?.expiresAt ? entry.expiresAt - Date.now() : 0 };
+      return typeof entry?.value === 'string' ? Number(entry.value) : 0;
     });
+  }
+
+  async counterMsLeft(key: string): Promise<number> {
+    const expiresAt = this.#live(key)?.expiresAt;
+    return expiresAt ? Math.max(0, expiresAt - Date.now()) : 0;
   }
 
   async countUp(key: string, windowMs: number): Promise<void> {

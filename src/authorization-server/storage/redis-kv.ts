@@ -116,6 +116,7 @@ export class RedisKv implements Kv {
   readonly client: RedisConnection;
   readonly #connect: (options?: RedisOptions) => RedisConnection;
   #subscriber: RedisConnection | undefined;
+  readonly #cluster: boolean;
   readonly #scripts: Record<
     | 'putRecord'
     | 'replaceRecord'
@@ -130,6 +131,7 @@ export class RedisKv implements Kv {
   >;
 
   constructor(url: string, { cluster = false, sentinel }: Pick<ConnectOptions, 'cluster' | 'sentinel'> = {}) {
+    this.#cluster = cluster;
     this.#connect = (options = {}) => connectRedis(url, { ...options, cluster, sentinel });
     // Commands issued in the same tick travel together (one write per node): the hot path's
     // independent single-key reads and writes cost one round trip, on Redis and on Cluster.
@@ -221,13 +223,17 @@ export class RedisKv implements Kv {
     return (await this.client.sismember(key, CLOSED)) === 1;
   }
 
-  async readCounters(keys: string[]): Promise<{ count: number; msLeft: number }[]> {
+  async readCounters(keys: string[]): Promise<number[]> {
     if (!this.ready) throw new Error('Redis is not ready');
-    const replies = await Promise.all(keys.flatMap((key) => [this.client.get(key), this.client.pttl(key)]));
-    return keys.map((_, i) => {
-      const count = Number(replies[2 * i] ?? 0);
-      return { count, msLeft: count ? Math.max(0, Number(replies[2 * i + 1])) : 0 };
-    });
+    // The counters live in different Cluster slots: one GET each there, auto-pipelined.
+    const replies = this.#cluster
+      ? await Promise.all(keys.map((key) => this.client.get(key)))
+      : await this.client.mget(keys);
+    return replies.map((reply) => Number(reply ?? 0));
+  }
+
+  async counterMsLeft(key: string): Promise<number> {
+    return Math.max(0, await this.client.pttl(key));
   }
 
   async countUp(key: string, windowMs: number): Promise<void> {
