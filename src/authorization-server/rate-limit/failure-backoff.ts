@@ -10,9 +10,24 @@ export interface CounterRule {
   strangerPolicy?: BackoffPolicy;
 }
 
-export type Reservation =
-  | { allowed: true /** the hold this attempt leaves if it fails (0: none) */; waitIfFailedSeconds: number }
-  | { allowed: false; retryAfterSeconds: number };
+/**
+ * What a reservation did to one counter's hold (epoch ms; 0: none): the hold it found, no longer in
+ * force, and the one it left. A refund puts back `replaced` while the counter still holds `set`.
+ */
+export interface HoldChange {
+  replaced: number;
+  set: number;
+}
+
+export interface Granted {
+  allowed: true;
+  /** The hold this attempt leaves if it fails (0: none). */
+  waitIfFailedSeconds: number;
+  /** One per counter, in the order of the rules. */
+  holds: HoldChange[];
+}
+
+export type Reservation = Granted | { allowed: false; retryAfterSeconds: number };
 
 /**
  * Failure counters with backoff: past a policy's free failures, each further failure holds its key
@@ -22,15 +37,21 @@ export type Reservation =
  * An attempt is *reserved* before the work it guards (a password hash): one atomic step refuses it
  * while any of its counters holds, and otherwise counts it as a failure on all of them at once,
  * hold included. Parallel attempts therefore cannot slip past a check-then-act gap; a success or
- * an attempt that never ran is refunded afterwards.
+ * an attempt that never ran is refunded afterwards, and the refund undoes exactly what its own
+ * reservation did: one failure less, and the hold it replaced back, so a right password never keeps
+ * a hold that only its own reservation set (while a hold another attempt set since stays).
  */
 export interface FailureCounters {
   /** Counters of one reservation must share a Redis Cluster slot (one hash tag). */
   reserve(rules: CounterRule[], now: number): Promise<Reservation>;
+  /**
+   * Takes back one granted reservation (a success, or a check that never ran), atomically: one
+   * failure less on each counter, and the hold it replaced put back where the counter still holds
+   * the one it set. Never extends a hold, never lifts one another attempt set.
+   */
+  refund(rules: CounterRule[], granted: Pick<Granted, 'holds'>, now: number): Promise<void>;
   /** Seconds until every counter lets an attempt through; 0: now. Reserves nothing. */
   holdSeconds(rules: CounterRule[], now: number): Promise<number>;
-  /** Takes back one reserved failure (a success, or a check that never ran); never extends a hold. */
-  refund(rules: CounterRule[], now: number): Promise<void>;
   /** A success from this key: its failures are cleared and it is known for `knownSeconds`. */
   markKnown(key: string, knownSeconds: number, now: number): Promise<void>;
   /** Counts one failure without any hold; returns the failures inside the policy's memory. */
@@ -104,23 +125,29 @@ for i = 1, #KEYS do
   if states[i].h > now then wait = math.max(wait, states[i].h - now) end
 end
 if wait > 0 then return { 0, wait } end
-local longest = 0
+local result = { 1, 0 }
 for i = 1, #KEYS do
   local st = states[i]
+  local replaced = st.h
   st.f = st.f + 1
   local d = delay(st, st.f)
   st.h = d > 0 and now + d or 0
   save(i, st)
-  longest = math.max(longest, d)
+  result[2] = math.max(result[2], d)
+  result[#result + 1] = replaced
+  result[#result + 1] = st.h
 end
-return { 1, longest }`;
+return result`;
 
+// After the policies: each key's hold before and after its reservation (HoldChange).
 const REFUND = `${LOAD}
+local changes = 1 + #KEYS * ${POLICY_ARGS}
 for i = 1, #KEYS do
   local st = load(i)
   if st.exists and st.f > 0 then
     st.f = st.f - 1
-    if delay(st, st.f) == 0 then st.h = 0 end
+    local replaced, set = tonumber(ARGV[changes + 2 * i - 1]), tonumber(ARGV[changes + 2 * i])
+    if st.h == set then st.h = replaced end
     save(i, st)
   end
 end
@@ -146,21 +173,26 @@ class RedisFailureCounters implements FailureCounters {
     this.#client = client;
   }
 
-  async #run(script: string, rules: CounterRule[], now: number): Promise<unknown> {
+  async #run(script: string, rules: CounterRule[], now: number, extra: number[] = []): Promise<unknown> {
     return this.#client.eval(
       script,
       rules.length,
       ...rules.map((r) => r.key),
       String(now),
       ...rules.flatMap(policyArgs).map(String),
+      ...extra.map(String),
     );
   }
 
   async reserve(rules: CounterRule[], now: number): Promise<Reservation> {
-    const [allowed, ms] = (await this.#run(RESERVE, rules, now)) as [number, number];
-    return allowed === 1
-      ? { allowed: true, waitIfFailedSeconds: Math.ceil(ms / 1000) }
-      : { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(ms / 1000)) };
+    const [allowed, ms, ...changes] = (await this.#run(RESERVE, rules, now)) as number[];
+    if (allowed !== 1)
+      return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(Number(ms) / 1000)) };
+    const holds = rules.map((_, i) => ({
+      replaced: Number(changes[2 * i]),
+      set: Number(changes[2 * i + 1]),
+    }));
+    return { allowed: true, waitIfFailedSeconds: Math.ceil(Number(ms) / 1000), holds };
   }
 
   async holdSeconds(rules: CounterRule[], now: number): Promise<number> {
@@ -168,8 +200,9 @@ class RedisFailureCounters implements FailureCounters {
     return secondsUntil(Math.max(0, ...holds.map(Number)), now);
   }
 
-  async refund(rules: CounterRule[], now: number): Promise<void> {
-    await this.#run(REFUND, rules, now);
+  async refund(rules: CounterRule[], { holds }: Pick<Granted, 'holds'>, now: number): Promise<void> {
+    const changes = rules.flatMap((_, i) => [holds[i]?.replaced ?? 0, holds[i]?.set ?? 0]);
+    await this.#run(REFUND, rules, now, changes);
   }
 
   async markKnown(key: string, knownSeconds: number, now: number): Promise<void> {
@@ -222,28 +255,31 @@ class MemoryFailureCounters implements FailureCounters {
     const wait = Math.max(0, ...loaded.map(({ st }) => st.h - now));
     if (wait > 0) return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)) };
     let longest = 0;
-    loaded.forEach(({ st, policy }, i) => {
+    const holds = loaded.map(({ st, policy }, i) => {
+      const replaced = st.h;
       st.f += 1;
       const delay = backoffDelay(policy, st.f) * 1000;
       st.h = delay > 0 ? now + delay : 0;
       this.#save(rules[i] as CounterRule, st, now);
       longest = Math.max(longest, delay);
+      return { replaced, set: st.h };
     });
-    return { allowed: true, waitIfFailedSeconds: Math.ceil(longest / 1000) };
+    return { allowed: true, waitIfFailedSeconds: Math.ceil(longest / 1000), holds };
   }
 
   async holdSeconds(rules: CounterRule[], now: number): Promise<number> {
     return secondsUntil(Math.max(0, ...rules.map((rule) => this.#load(rule, now).st.h)), now);
   }
 
-  async refund(rules: CounterRule[], now: number): Promise<void> {
-    for (const rule of rules) {
-      const { st, policy, exists } = this.#load(rule, now);
-      if (!exists || st.f === 0) continue;
+  async refund(rules: CounterRule[], { holds }: Pick<Granted, 'holds'>, now: number): Promise<void> {
+    rules.forEach((rule, i) => {
+      const { st, exists } = this.#load(rule, now);
+      if (!exists || st.f === 0) return;
       st.f -= 1;
-      if (backoffDelay(policy, st.f) === 0) st.h = 0;
+      const change = holds[i];
+      if (change && st.h === change.set) st.h = change.replaced;
       this.#save(rule, st, now);
-    }
+    });
   }
 
   async markKnown(key: string, knownSeconds: number, now: number): Promise<void> {

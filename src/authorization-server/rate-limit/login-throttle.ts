@@ -17,7 +17,9 @@ export interface ReservedLogin {
   failed(): Promise<number>;
   /**
    * The attempt is no failure: the password was right, or no check ran (the server was busy or
-   * failed). The sign-in as a whole succeeds with `LoginThrottle.succeeded`, after every factor.
+   * failed). Undoes exactly what the reservation did, its hold included, so a right password never
+   * holds back the next step. The sign-in as a whole succeeds with `LoginThrottle.succeeded`,
+   * after every factor.
    */
   release(): Promise<void>;
 }
@@ -83,7 +85,7 @@ export class LoginThrottle {
         await this.#counters.count(anywhere, this.#now());
         return reservation.waitIfFailedSeconds;
       },
-      release: () => this.#counters.refund(charged, this.#now()),
+      release: () => this.#counters.refund(charged, reservation, this.#now()),
     };
   }
 

@@ -1,5 +1,7 @@
 import test from 'ava';
 import { LOGIN_LIMITS } from '../../../src/authorization-server/rate-limit/limits.ts';
+import { totpCode } from '../../../src/authorization-server/second-factor/totp.ts';
+import { TotpFactor } from '../../../src/authorization-server/second-factor/totp-factor.ts';
 import { Deployment, startClientSite, type TestUser } from '../../e2e/support/deployment.ts';
 import { authorizationRequest, UserAgent } from '../../e2e/support/user-agent.ts';
 import type { RunningAuthServer } from '../../support/auth-server.ts';
@@ -182,4 +184,47 @@ test('issue 9 #5: with TRUST_PROXY=1 a client-written X-Forwarded-For entry does
     200,
     'another real address',
   );
+});
+
+test('a right password at the edge of the backoff does not hold back its own second factor; strangers stay held', async (t) => {
+  const clock = movableClock();
+  const { deployment, a, b } = await twoInstances('test-throttle-edge', { TRUST_PROXY: '1' }, clock);
+  const user: TestUser = await deployment.addUser(a, 'edge@example.com');
+  const { secret } = await new TotpFactor(a.store).enrolByEmail(user.email);
+  const { freeFailures, firstDelaySeconds } = LOGIN_LIMITS.accountFromIp;
+  const owner = '198.51.100.40';
+  const stranger = '203.0.113.40';
+
+  // The owner mistypes past the free failures; the one after them holds this address back 30 s.
+  for (let i = 0; i < freeFailures; i++)
+    t.is((await attempt(i % 2 ? a : b, user.email, `typo ${i}`, owner)).status, 200);
+  t.is((await attempt(a, user.email, 'one typo too many', owner)).status, 429);
+  clock.advance(firstDelaySeconds * 1000);
+
+  // A stranger elsewhere guesses past the free failures too, and is held back.
+  for (let i = 0; i < freeFailures; i++) await attempt(a, user.email, `guess ${i}`, stranger);
+  t.is((await attempt(b, user.email, 'guess again', stranger)).status, 429);
+
+  // The owner's hold has run out. The right password is reserved as the next failure (with the
+  // longer hold that would leave) and given back: its own reservation must not hold back the code.
+  const agent = new UserAgent({ forwardedFor: owner });
+  const { url } = authorizationRequest(a.issuer, {
+    client_id: 'throttle-app',
+    redirect_uri: `${site.origin}/callback`,
+    scope: 'openid',
+  });
+  const start = await agent.get(url);
+  const page = new URL(start.headers.get('location') as string, a.issuer).href;
+  const login = await agent.postForm(`${page}/login`, { email: user.email, password: user.password });
+  t.is(login.status, 303, 'the right password is checked and accepted');
+  const codePage = await agent.get(new URL(login.headers.get('location') as string, page).href);
+  t.is(codePage.status, 200);
+  const code = await agent.postForm(`${page}/second-factor`, { code: totpCode(secret, clock()) });
+  t.is(code.status, 303, 'the second factor is checked, not refused with 429');
+  t.is(code.headers.get('retry-after'), null);
+
+  // The stranger's failures still hold, even with the right password.
+  const held = await attempt(b, user.email, user.password, stranger);
+  t.is(held.status, 429);
+  t.true(Number(held.headers.get('retry-after')) > 0);
 });

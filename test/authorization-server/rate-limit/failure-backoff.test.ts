@@ -5,6 +5,8 @@ import {
   type CounterRule,
   createFailureCounters,
   type FailureCounters,
+  type Granted,
+  type Reservation,
 } from '../../../src/authorization-server/rate-limit/failure-backoff.ts';
 import type { BackoffPolicy } from '../../../src/authorization-server/rate-limit/limits.ts';
 import { MemoryKv } from '../../../src/authorization-server/storage/memory-kv.ts';
@@ -46,6 +48,11 @@ function rules(strangerPolicy?: BackoffPolicy): [CounterRule, CounterRule] {
     { key: `${slot}:a`, policy, strangerPolicy },
     { key: `${slot}:b`, policy: { ...policy, freeFailures: 10 } },
   ];
+}
+
+function granted(reservation: Reservation): Granted {
+  if (!reservation.allowed) throw new Error('the reservation was refused');
+  return reservation;
 }
 
 const backends: [string, () => FailureCounters][] = [
@@ -92,14 +99,48 @@ for (const [backend, make] of backends) {
     const counters = make();
     const keys = rules();
     const now = 9_000_000;
-    for (let i = 0; i < 4; i++) await counters.reserve(keys, now);
+    for (let i = 0; i < 3; i++) await counters.reserve(keys, now);
+    const fourth = await counters.reserve(keys, now);
+    t.like(fourth, { allowed: true, waitIfFailedSeconds: 10 });
     t.like(await counters.reserve(keys, now), { allowed: false });
-    await counters.refund(keys, now);
+    await counters.refund(keys, granted(fourth), now);
     t.like(await counters.reserve(keys, now), { allowed: true, waitIfFailedSeconds: 10 });
     // A refund of a key that never failed creates nothing and allows nothing extra.
     const fresh = rules();
-    await counters.refund(fresh, now);
+    await counters.refund(fresh, granted(fourth), now);
     t.is(await counters.failures(fresh[0], now), 0);
+  });
+
+  test(`${backend}: a refund puts back the hold its reservation replaced: a right answer past the free failures keeps no hold of its own`, async (t) => {
+    const counters = make();
+    const keys = rules();
+    let now = 30_000_000;
+    // Past the free failures: the fourth held the key back 10 s, and that hold has run out.
+    for (let i = 0; i < 4; i++) await counters.reserve(keys, now);
+    now += 10_000;
+    // The next check is reserved as the fifth failure, with the 20 s hold a failure would leave...
+    const right = await counters.reserve(keys, now);
+    t.like(right, { allowed: true, waitIfFailedSeconds: 20 });
+    t.like(await counters.reserve(keys, now), { allowed: false, retryAfterSeconds: 20 });
+    // ... but the answer was right: the refund undoes exactly that, so the next step is not held back.
+    await counters.refund(keys, granted(right), now);
+    t.is(await counters.failures(keys[0], now), 4);
+    t.like(await counters.reserve(keys, now), { allowed: true, waitIfFailedSeconds: 20 });
+  });
+
+  test(`${backend}: a refund never lifts a hold another attempt set since: a stranger's failure still holds`, async (t) => {
+    const counters = make();
+    const keys = rules();
+    const now = 40_000_000;
+    for (let i = 0; i < 2; i++) await counters.reserve(keys, now);
+    // The third failure is free: no hold. While it is checked, another attempt fails and holds.
+    const right = await counters.reserve(keys, now);
+    t.like(right, { allowed: true, waitIfFailedSeconds: 0 });
+    t.like(await counters.reserve(keys, now), { allowed: true, waitIfFailedSeconds: 10 });
+    // The first was right: its failure goes, and the other attempt's hold stays.
+    await counters.refund(keys, granted(right), now);
+    t.is(await counters.failures(keys[0], now), 3);
+    t.like(await counters.reserve(keys, now), { allowed: false, retryAfterSeconds: 10 });
   });
 
   test(`${backend}: a known key keeps the normal policy; a stranger gets the strict one`, async (t) => {
