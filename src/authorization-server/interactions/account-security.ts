@@ -11,6 +11,7 @@ import { parseForm } from './form-body.ts';
 import { jsonErrors } from './json-body.ts';
 import { PageError } from './page-errors.ts';
 import { passkeyRegistration, setScriptPageHeaders } from './passkeys.ts';
+import { checkFailed, type ReservedCheckState, reserveCheck } from './reserved-check.ts';
 import { enrolmentPage } from './second-factor.ts';
 import { setPageHeaders } from './security-headers.ts';
 import type { Views } from './views.ts';
@@ -20,7 +21,7 @@ export const ACCOUNT_SECURITY_PATH = '/account/security';
 /** A secret on the enrolment page waits this long for its confirming code. */
 const DRAFT_TTL_SECONDS = 600;
 
-interface AccountState {
+interface AccountState extends ReservedCheckState {
   user: User;
   amr: string[];
   form?: Record<string, string>;
@@ -131,23 +132,35 @@ export function accountSecurity({
     });
   }
 
+  /**
+   * A confirming code is a guess at a 6-digit code, so it is reserved in the login backoff before
+   * it is checked (the one reserveCheck, as sign-in codes are): parallel posts get no more checks
+   * than the backoff allows.
+   */
+  const reserveConfirmCheck = reserveCheck(
+    (ctx: AccountContext) => throttle.reserve({ email: ctx.state.user.email, ip: ctx.ip }),
+    (ctx: AccountContext, seconds: number) => tooManyCodes(ctx, seconds),
+  );
+
+  async function tooManyCodes(ctx: AccountContext, seconds: number): Promise<void> {
+    ctx.set('Retry-After', String(seconds));
+    await render(ctx, { status: 429, error: 'Too many wrong codes. Try again later.' });
+  }
+
   async function confirm(ctx: AccountContext): Promise<void> {
     const { user } = ctx.state;
     if (user.totp) return render(ctx);
-    const attempt = { email: user.email, ip: ctx.ip };
-    const wait = await throttle.retryAfter(attempt);
-    if (wait > 0) {
-      ctx.set('Retry-After', String(wait));
-      return render(ctx, { status: 429, error: 'Too many wrong codes. Try again later.' });
-    }
     const code = (ctx.state.form?.code ?? '').replace(/\s/g, '').slice(0, 64);
+    // Checks nothing, so charges nothing (reserveCheck gives the reservation back).
+    if (!code) return render(ctx, { error: 'Enter the code your app shows now.' });
     const key = store.keys.totpEnrolment(user.sub);
     const record = await store.kv.getRecord(key);
     if (!record) return render(ctx, { error: 'That key expired. Scan the new code and enter its code.' });
     const { secret } = store.box.openJson<{ secret: string }>(record.sealed, key);
     const candidate = { ...user, totp: { secret, enrolled_at: '' } };
     if ((await totp.checkCode(candidate, code)) !== 'accepted') {
-      await throttle.failed(attempt);
+      const wait = await checkFailed(ctx);
+      if (wait > 0) return tooManyCodes(ctx, wait);
       return render(ctx, { error: 'That code did not work. Enter the code your app shows now.' });
     }
     const { recovery_codes } = await totp.enrol(user, secret);
@@ -187,6 +200,7 @@ export function accountSecurity({
     sameOrigin,
     requireSession('change'),
     parseForm,
+    reserveConfirmCheck,
     confirm,
   );
   return router;

@@ -1,11 +1,12 @@
 import type { Next } from 'koa';
-import { countThrottledSignIn, recordSignIn } from '../observability/security-events.ts';
-import type { LoginAttempt, LoginThrottle, ReservedLogin } from '../rate-limit/login-throttle.ts';
+import { recordSignIn } from '../observability/security-events.ts';
+import type { LoginAttempt, LoginThrottle } from '../rate-limit/login-throttle.ts';
 import { signInResult } from '../second-factor/authentication-context.ts';
 import type { AuditLog } from '../storage/audit-log.ts';
 import { PasswordHashingBusyError } from '../storage/password-hasher.ts';
 import type { User, UserStore } from '../storage/user-store.ts';
 import { finishInteraction, type InteractionContext } from './interaction-context.ts';
+import { checkFailed, reserveCheck } from './reserved-check.ts';
 import type { SecondFactor } from './second-factor.ts';
 import { setPageHeaders } from './security-headers.ts';
 import type { Views } from './views.ts';
@@ -80,41 +81,37 @@ export function loginSteps({ views, users, throttle, secondFactor, audit }: Logi
     await next();
   }
 
-  /** Reserves the password check before any hashing, atomically across instances (issue 9 #4). */
-  async function reserveAttempt(ctx: InteractionContext, next: Next): Promise<void> {
-    const reservation = await throttle.reserve(attemptOf(ctx));
-    if (!reservation.allowed) {
-      countThrottledSignIn();
-      tooManyAttempts(ctx, reservation.retryAfterSeconds);
-      return;
-    }
-    ctx.state.loginReservation = reservation;
-    await next();
-  }
+  /**
+   * Reserves the password check before any hashing, atomically across instances (issue 9 #4); a
+   * right password, or a check that never ran, is given back when the request ends.
+   */
+  const reserveAttempt = reserveCheck(
+    (ctx: InteractionContext) => throttle.reserve(attemptOf(ctx)),
+    tooManyAttempts,
+  );
 
   async function verifyPassword(ctx: InteractionContext, next: Next): Promise<void> {
     const { email = '', password = '' } = ctx.state.form ?? {};
-    const reservation = ctx.state.loginReservation as ReservedLogin;
     let user: Awaited<ReturnType<UserStore['verifyPassword']>>;
     try {
       user = await users.verifyPassword(email, password);
     } catch (error) {
-      await reservation.release().catch(() => {});
+      // No check ran: reserveAttempt gives the reservation back.
       if (!(error instanceof PasswordHashingBusyError)) throw error;
       ctx.set('Retry-After', String(error.retryAfterSeconds));
       renderLogin(ctx, views, { status: 503, email, error: BUSY });
       return;
     }
     if (!user) {
-      const wait = await reservation.failed();
+      const wait = await checkFailed(ctx);
       recordSignIn(audit, { outcome: 'failure', account: email, ip: ctx.ip, method: 'pwd' });
       if (wait > 0) recordSignIn(audit, { outcome: 'throttled', account: email, ip: ctx.ip, method: 'pwd' });
       if (wait > 0) tooManyAttempts(ctx, wait);
       else renderLogin(ctx, views, { email, error: INVALID_CREDENTIALS });
       return;
     }
-    // A right password is no failure; the counters are cleared only once every factor passed.
-    await reservation.release();
+    // A right password is no failure (reserveAttempt gives it back); the counters are cleared only
+    // once every factor passed.
     ctx.state.user = user;
     await next();
   }

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import Router from '@koa/router';
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import type { Context, Next } from 'koa';
+import { recordSignIn } from '../observability/security-events.ts';
 import type { ProviderHost } from '../provider/provider-host.ts';
 import type { LoginThrottle } from '../rate-limit/login-throttle.ts';
 import { signInResult } from '../second-factor/authentication-context.ts';
@@ -12,8 +13,10 @@ import type { Store } from '../storage/store.ts';
 import type { User } from '../storage/user-store.ts';
 import { type InteractionContext, loadInteraction } from './interaction-context.ts';
 import { type JsonState, jsonErrors, parseJson } from './json-body.ts';
+import { waitText } from './login.ts';
 import { PageError } from './page-errors.ts';
-import type { PendingSignIns } from './second-factor.ts';
+import { checkFailed, reserveCheck } from './reserved-check.ts';
+import type { PendingSignIn, PendingSignIns } from './second-factor.ts';
 import { setPageHeaders } from './security-headers.ts';
 import { VIEWS_DIR, type Views } from './views.ts';
 
@@ -114,26 +117,75 @@ export function passkeyRoutes({
     },
   );
 
+  /** The password step's sign-in when the passkey is the second factor; none when passwordless. */
+  async function loadPending(ctx: InteractionContext, next: Next): Promise<void> {
+    (ctx.state as { pending?: PendingSignIn }).pending = await pending.get(ctx.state.interaction.uid);
+    await next();
+  }
+
+  function pendingOf(ctx: InteractionContext): PendingSignIn | undefined {
+    return (ctx.state as { pending?: PendingSignIn }).pending;
+  }
+
+  function tooManyAttempts(ctx: InteractionContext, seconds: number): never {
+    ctx.set('Retry-After', String(seconds));
+    throw new PageError(
+      429,
+      'too_many_attempts',
+      `Too many unsuccessful sign-in attempts. For your security, try again in ${waitText(seconds)}.`,
+    );
+  }
+
+  /**
+   * Each passkey check is reserved in the login backoff before the response is looked at (the one
+   * reserveCheck, as codes and passwords are): as the second factor, charged to the account as
+   * tried from this address like a wrong code; passwordless, when no account is named yet, to the
+   * address's own counter, which its wrong passwords also fill.
+   */
+  const reservePasskeyCheck = reserveCheck((ctx: InteractionContext) => {
+    const state = pendingOf(ctx);
+    return state ? throttle.reserve({ email: state.email, ip: ctx.ip }) : throttle.reserveForAddress(ctx.ip);
+  }, tooManyAttempts);
+
+  /** The outcome in the metrics and the audit trail, as the password and code steps record theirs. */
+  function signInEvent(
+    ctx: InteractionContext,
+    outcome: 'success' | 'failure' | 'throttled',
+    account: string,
+    amr: string[],
+  ): void {
+    recordSignIn(store.audit, { outcome, account, ip: ctx.ip, method: amr.join(' ') });
+  }
+
   router.post(
     '/interaction/:uid/passkey',
     jsonErrors,
     loadInteraction(host, 'login'),
     json,
+    loadPending,
+    reservePasskeyCheck,
     async function verifyPasskey(ctx: InteractionContext) {
       const { interaction, provider } = ctx.state;
-      const state = await pending.get(interaction.uid);
-      const attempt = state ? { email: state.email, ip: ctx.ip } : undefined;
-      if (attempt) {
-        const wait = await throttle.retryAfter(attempt);
-        if (wait > 0) {
-          ctx.set('Retry-After', String(wait));
-          throw new PageError(429, 'too_many_attempts', 'Too many unsuccessful attempts. Try again later.');
-        }
-      }
+      const state = pendingOf(ctx);
       const response = (ctx.state as unknown as JsonState).json as AuthenticationResponseJSON;
       const outcome = await passkeys.authenticate(interaction.uid, response, state?.accountId);
       if (!outcome.ok) {
-        if (attempt) await throttle.failed(attempt);
+        // No challenge issued for this sign-in, or it expired or was used: nothing was checked, so
+        // it is no guess (reserveCheck gives the reservation back).
+        if (outcome.reason === 'no_challenge')
+          throw new PageError(
+            400,
+            'passkey_no_challenge',
+            'This passkey request expired or was already answered. Try the passkey again.',
+          );
+        const wait = await checkFailed(ctx);
+        const account = state?.accountId ?? outcome.sub ?? 'unknown';
+        const amr = [...(state?.amr ?? []), 'webauthn'];
+        signInEvent(ctx, 'failure', account, amr);
+        if (wait > 0) {
+          signInEvent(ctx, 'throttled', account, amr);
+          tooManyAttempts(ctx, wait);
+        }
         const message =
           outcome.reason === 'cloned'
             ? 'This passkey was refused: its signature counter went back, as a copied authenticator’s would.'
@@ -143,10 +195,11 @@ export function passkeyRoutes({
       const user = await store.users.findBySub(outcome.passkey.sub);
       if (!user) throw new PageError(400, 'account_gone', 'This account no longer exists.');
       const amr = state ? [...state.amr, outcome.method] : [outcome.method];
-      if (state) {
-        await pending.delete(interaction.uid);
-        if (attempt) await throttle.succeeded(attempt);
-      }
+      if (state) await pending.delete(interaction.uid);
+      // The sign-in is complete (a passkey alone is two factors): the account's failures from this
+      // address are cleared and the address is known to it, as after a password and a code.
+      await throttle.succeeded({ email: user.email, ip: ctx.ip });
+      signInEvent(ctx, 'success', user.sub, amr);
       const location = await provider.interactionResult(ctx.req, ctx.res, signInResult(user.sub, amr), {
         mergeWithLastSubmission: false,
       });

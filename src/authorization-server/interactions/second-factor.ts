@@ -1,5 +1,5 @@
 import type { Next } from 'koa';
-import { countThrottledSignIn, recordSignIn } from '../observability/security-events.ts';
+import { recordSignIn } from '../observability/security-events.ts';
 import type { LoginThrottle } from '../rate-limit/login-throttle.ts';
 import {
   clientRequiresMfa,
@@ -14,6 +14,7 @@ import type { User } from '../storage/user-store.ts';
 import { finishInteraction, type InteractionContext } from './interaction-context.ts';
 import { waitText } from './login.ts';
 import { PageError } from './page-errors.ts';
+import { checkFailed, reserveCheck } from './reserved-check.ts';
 import { setPageHeaders } from './security-headers.ts';
 import type { Views } from './views.ts';
 
@@ -198,13 +199,8 @@ export function secondFactor({ views, store, throttle, totp }: SecondFactorDeps)
   }
 
   async function refuse(ctx: InteractionContext, error: string, counts: boolean): Promise<void> {
-    let wait = 0;
-    if (counts) {
-      // The reserved check is spent as a failure, so reserveCheck does not give it back.
-      const reservation = ctx.state.loginReservation;
-      ctx.state.loginReservation = undefined;
-      wait = reservation ? await reservation.failed() : await throttle.failed(attemptOf(ctx));
-    }
+    // A wrong code spends its reserved check as a failure; a missing one checked nothing.
+    const wait = counts ? await checkFailed(ctx) : 0;
     if (counts) signInEvent(ctx, 'failure');
     if (wait > 0) signInEvent(ctx, 'throttled');
     if (wait > 0) return tooManyAttempts(ctx, wait);
@@ -224,19 +220,10 @@ export function secondFactor({ views, store, throttle, totp }: SecondFactorDeps)
    * is reserved atomically before the code is looked at, so parallel guesses get no more tries than
    * the backoff allows (issue 9 #4). A right code, a missing one or an error gives it back.
    */
-  async function reserveCheck(ctx: InteractionContext, next: Next): Promise<void> {
-    const reservation = await throttle.reserve(attemptOf(ctx));
-    if (!reservation.allowed) {
-      countThrottledSignIn();
-      return tooManyAttempts(ctx, reservation.retryAfterSeconds);
-    }
-    ctx.state.loginReservation = reservation;
-    try {
-      await next();
-    } finally {
-      await ctx.state.loginReservation?.release().catch(() => {});
-    }
-  }
+  const reserveCodeCheck = reserveCheck(
+    (ctx: InteractionContext) => throttle.reserve(attemptOf(ctx)),
+    tooManyAttempts,
+  );
 
   function codeOf(ctx: InteractionContext): string {
     return (ctx.state.form?.code ?? '').replace(/\s/g, '').slice(0, 64);
@@ -304,9 +291,9 @@ export function secondFactor({ views, store, throttle, totp }: SecondFactorDeps)
     begin,
     showLoginStep,
     /** POST /interaction/:uid/second-factor, after loadInteraction('login') and parseForm. */
-    codeSteps: [loadPending, reserveCheck, verifyCode, finishSignIn],
+    codeSteps: [loadPending, reserveCodeCheck, verifyCode, finishSignIn],
     /** POST /interaction/:uid/totp-enrolment. */
-    enrolmentSteps: [loadPending, reserveCheck, confirmEnrolment],
+    enrolmentSteps: [loadPending, reserveCodeCheck, confirmEnrolment],
     /** POST /interaction/:uid/second-factor/continue. */
     continueSteps: [loadPending, requirePassed, finishSignIn],
   };

@@ -5,7 +5,10 @@ export type SignInOutcome = 'success' | 'failure' | 'throttled';
 
 export interface SignIn {
   outcome: SignInOutcome;
-  /** The account's subject when known; else the email as typed (kept sealed, like every entry). */
+  /**
+   * The account's subject when known; else the email as typed (kept sealed, like every entry), or
+   * `unknown` for a passkey no account registered.
+   */
   account: string;
   /** The caller's address. */
   ip: string;

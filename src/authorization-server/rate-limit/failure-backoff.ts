@@ -50,8 +50,6 @@ export interface FailureCounters {
    * the one it set. Never extends a hold, never lifts one another attempt set.
    */
   refund(rules: CounterRule[], granted: Pick<Granted, 'holds'>, now: number): Promise<void>;
-  /** Seconds until every counter lets an attempt through; 0: now. Reserves nothing. */
-  holdSeconds(rules: CounterRule[], now: number): Promise<number>;
   /** A success from this key: its failures are cleared and it is known for `knownSeconds`. */
   markKnown(key: string, knownSeconds: number, now: number): Promise<void>;
   /** Counts one failure without any hold; returns the failures inside the policy's memory. */
@@ -67,10 +65,6 @@ export function backoffDelay(policy: BackoffPolicy, failures: number): number {
 }
 
 /** Counters on the store's backend: Redis (shared by every instance), or this process's memory. */
-function secondsUntil(holdUntil: number, now: number): number {
-  return holdUntil > now ? Math.max(1, Math.ceil((holdUntil - now) / 1000)) : 0;
-}
-
 export function createFailureCounters(kv: Kv): FailureCounters {
   const client = kv.limiterClient;
   return client ? new RedisFailureCounters(client) : new MemoryFailureCounters();
@@ -195,11 +189,6 @@ class RedisFailureCounters implements FailureCounters {
     return { allowed: true, waitIfFailedSeconds: Math.ceil(Number(ms) / 1000), holds };
   }
 
-  async holdSeconds(rules: CounterRule[], now: number): Promise<number> {
-    const holds = await Promise.all(rules.map((r) => this.#client.hget(r.key, 'h')));
-    return secondsUntil(Math.max(0, ...holds.map(Number)), now);
-  }
-
   async refund(rules: CounterRule[], { holds }: Pick<Granted, 'holds'>, now: number): Promise<void> {
     const changes = rules.flatMap((_, i) => [holds[i]?.replaced ?? 0, holds[i]?.set ?? 0]);
     await this.#run(REFUND, rules, now, changes);
@@ -265,10 +254,6 @@ class MemoryFailureCounters implements FailureCounters {
       return { replaced, set: st.h };
     });
     return { allowed: true, waitIfFailedSeconds: Math.ceil(longest / 1000), holds };
-  }
-
-  async holdSeconds(rules: CounterRule[], now: number): Promise<number> {
-    return secondsUntil(Math.max(0, ...rules.map((rule) => this.#load(rule, now).st.h)), now);
   }
 
   async refund(rules: CounterRule[], { holds }: Pick<Granted, 'holds'>, now: number): Promise<void> {

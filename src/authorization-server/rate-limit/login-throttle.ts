@@ -10,10 +10,10 @@ export interface LoginAttempt {
   ip: string;
 }
 
-/** A password check the throttle allowed; exactly one of its outcomes is reported afterwards. */
+/** A check the throttle allowed; exactly one of its outcomes is reported afterwards. */
 export interface ReservedLogin {
   allowed: true;
-  /** The password was wrong; returns the wait now imposed on this address (0: none). */
+  /** The password (code, passkey) was wrong; returns the wait now imposed on this address (0: none). */
   failed(): Promise<number>;
   /**
    * The attempt is no failure: the password was right, or no check ran (the server was busy or
@@ -56,17 +56,24 @@ export class LoginThrottle {
     this.#now = clock;
   }
 
+  /** The address's own counter, and the hash slot every per-address counter of it shares. */
+  #addressRule(ip: string) {
+    const { box, keys } = this.#store;
+    const bucket = addressBucket(ip);
+    const slot = `${keys.rateLimit('login')}:{${box.hashId('login-address', bucket)}}`;
+    const address: CounterRule = { key: `${slot}:address`, policy: LOGIN_LIMITS.ip };
+    return { bucket, slot, address };
+  }
+
   #rules({ email, ip }: LoginAttempt) {
     const { box, keys } = this.#store;
     const account = keys.emailHash(normalizeEmail(email));
-    const bucket = addressBucket(ip);
-    const slot = `${keys.rateLimit('login')}:{${box.hashId('login-address', bucket)}}`;
+    const { bucket, slot, address } = this.#addressRule(ip);
     const accountFromAddress = (underAttack: boolean): CounterRule => ({
       key: `${slot}:account:${box.hashId('login-account-address', `${account}\0${bucket}`)}`,
       policy: LOGIN_LIMITS.accountFromIp,
       strangerPolicy: underAttack ? STRANGER_POLICY : LOGIN_LIMITS.accountFromIp,
     });
-    const address: CounterRule = { key: `${slot}:address`, policy: LOGIN_LIMITS.ip };
     const anywhere: CounterRule = {
       key: `${keys.rateLimit('login')}:account:${account}`,
       policy: LOGIN_LIMITS.account,
@@ -74,33 +81,34 @@ export class LoginThrottle {
     return { accountFromAddress, address, anywhere };
   }
 
-  /** Reserves one password check for this attempt, or says how long to wait first. */
+  /**
+   * Reserves one check for this attempt (a password, a code, a passkey as the second factor, an
+   * authenticator app's first code), or says how long to wait first.
+   */
   async reserve(attempt: LoginAttempt): Promise<LoginReservation> {
     const { charged, anywhere } = await this.#charged(attempt);
+    return this.#reserve(charged, anywhere);
+  }
+
+  /**
+   * Reserves one check that names no account before it runs (a passwordless passkey): charged to
+   * the address's own counter, the one that also counts its wrong passwords for any account.
+   */
+  async reserveForAddress(ip: string): Promise<LoginReservation> {
+    return this.#reserve([this.#addressRule(ip).address]);
+  }
+
+  async #reserve(charged: CounterRule[], anywhere?: CounterRule): Promise<LoginReservation> {
     const reservation = await this.#counters.reserve(charged, this.#now());
     if (!reservation.allowed) return reservation;
     return {
       allowed: true,
       failed: async () => {
-        await this.#counters.count(anywhere, this.#now());
+        if (anywhere) await this.#counters.count(anywhere, this.#now());
         return reservation.waitIfFailedSeconds;
       },
       release: () => this.#counters.refund(charged, reservation, this.#now()),
     };
-  }
-
-  /** Seconds before this attempt may be made; 0: now (for checks that reserve nothing). */
-  async retryAfter(attempt: LoginAttempt): Promise<number> {
-    const { charged } = await this.#charged(attempt);
-    return this.#counters.holdSeconds(charged, this.#now());
-  }
-
-  /** Records a failed attempt made without a reservation; returns the wait it now imposes. */
-  async failed(attempt: LoginAttempt): Promise<number> {
-    const { charged, anywhere } = await this.#charged(attempt);
-    const reservation = await this.#counters.reserve(charged, this.#now());
-    await this.#counters.count(anywhere, this.#now());
-    return reservation.allowed ? reservation.waitIfFailedSeconds : reservation.retryAfterSeconds;
   }
 
   /**

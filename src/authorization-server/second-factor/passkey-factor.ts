@@ -20,7 +20,12 @@ const CHALLENGE_TTL_SECONDS = 300;
 
 export type PasskeyOutcome =
   | { ok: true; passkey: Passkey; method: 'hwk' | 'swk' }
-  | { ok: false; reason: 'no_challenge' | 'unknown_credential' | 'wrong_user' | 'invalid' | 'cloned' };
+  | {
+      ok: false;
+      reason: 'no_challenge' | 'unknown_credential' | 'wrong_user' | 'invalid' | 'cloned';
+      /** The owner of the passkey the response named, when it is registered (for the audit trail). */
+      sub?: string;
+    };
 
 /**
  * Passkeys (WebAuthn Level 2) through @simplewebauthn/server: discoverable credentials with user
@@ -113,7 +118,8 @@ export class PasskeyFactor {
     const passkey =
       typeof response?.id === 'string' ? await this.#store.passkeys.find(response.id) : undefined;
     if (!passkey) return { ok: false, reason: 'unknown_credential' };
-    if (expectedSub && passkey.sub !== expectedSub) return { ok: false, reason: 'wrong_user' };
+    const sub = passkey.sub;
+    if (expectedSub && sub !== expectedSub) return { ok: false, reason: 'wrong_user', sub };
     const { verifyAuthenticationResponse } = await webauthn();
     let verified: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
     try {
@@ -131,12 +137,12 @@ export class PasskeyFactor {
         requireUserVerification: true,
       });
     } catch (error) {
-      return { ok: false, reason: /counter/i.test((error as Error).message) ? 'cloned' : 'invalid' };
+      return { ok: false, reason: /counter/i.test((error as Error).message) ? 'cloned' : 'invalid', sub };
     }
-    if (!verified.verified) return { ok: false, reason: 'invalid' };
+    if (!verified.verified) return { ok: false, reason: 'invalid', sub };
     const { newCounter } = verified.authenticationInfo;
     if (!(await this.#store.passkeys.advanceCounter(passkey.id, newCounter, new Date().toISOString())))
-      return { ok: false, reason: 'cloned' };
+      return { ok: false, reason: 'cloned', sub };
     return { ok: true, passkey, method: passkey.device_type === 'multiDevice' ? 'swk' : 'hwk' };
   }
 

@@ -1,4 +1,5 @@
 import test from 'ava';
+import { LOGIN_LIMITS } from '../../../src/authorization-server/rate-limit/limits.ts';
 import { totpCode } from '../../../src/authorization-server/second-factor/totp.ts';
 import { TotpFactor } from '../../../src/authorization-server/second-factor/totp-factor.ts';
 import { Deployment, startClientSite } from '../../e2e/support/deployment.ts';
@@ -33,6 +34,13 @@ test.after.always(async () => {
   await site?.close();
   await deployment?.cleanup();
 });
+
+/** The key on the enrolment page (the draft a code confirms). */
+async function enrolmentSecret(agent: UserAgent): Promise<string> {
+  const page = await agent.get(`${server.issuer}/account/security/totp`);
+  if (page.status !== 200) throw new Error(`the enrolment page answered ${page.status}`);
+  return (/<code id="totp-secret">([A-Z2-7 ]+)<\/code>/.exec(await page.text())?.[1] ?? '').replace(/ /g, '');
+}
 
 async function signedIn(email: string, code?: () => string) {
   const user = await deployment.addUser(server, email);
@@ -116,4 +124,22 @@ test('an account with an app cannot be changed from a password-only session', as
   t.is((await agent.get(`${server.issuer}/account/security/totp`)).status, 403);
   const posted = await agent.postForm(`${server.issuer}/account/security/totp`, { code: '123456' });
   t.is(posted.status, 403);
+});
+
+test('issue 9 #4: parallel wrong confirmation codes get no more checks than the backoff allows', async (t) => {
+  const { agent } = await signedIn('confirm.parallel@example.com');
+  await enrolmentSecret(agent);
+  const answers = await Promise.all(
+    Array.from({ length: 20 }, () =>
+      agent.postForm(`${server.issuer}/account/security/totp`, { code: '000000' }),
+    ),
+  );
+  const statuses = answers.map((r) => r.status);
+  const checked = statuses.filter((s) => s === 200).length;
+  t.true(
+    checked <= LOGIN_LIMITS.accountFromIp.freeFailures,
+    `${checked} wrong codes answered without a hold`,
+  );
+  t.is(statuses.filter((s) => s !== 200 && s !== 429).length, 0, statuses.join(' '));
+  t.true(answers.filter((r) => r.status === 429).every((r) => Number(r.headers.get('retry-after')) > 0));
 });
