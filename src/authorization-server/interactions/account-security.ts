@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import type { Context, Next } from 'koa';
+import { type Clock, systemClock } from '../../shared/clock.ts';
 import type { ProviderHost } from '../provider/provider-host.ts';
 import type { LoginThrottle } from '../rate-limit/login-throttle.ts';
 import { isMultiFactor } from '../second-factor/authentication-context.ts';
@@ -12,7 +13,7 @@ import { jsonErrors } from './json-body.ts';
 import { PageError } from './page-errors.ts';
 import { passkeyRegistration, setScriptPageHeaders } from './passkeys.ts';
 import { checkFailed, type ReservedCheckState, reserveCheck } from './reserved-check.ts';
-import { enrolmentPage } from './second-factor.ts';
+import { ALREADY_ENROLLED, enrolmentPage } from './second-factor.ts';
 import { setPageHeaders } from './security-headers.ts';
 import type { Views } from './views.ts';
 
@@ -20,6 +21,13 @@ export const ACCOUNT_SECURITY_PATH = '/account/security';
 
 /** A secret on the enrolment page waits this long for its confirming code. */
 const DRAFT_TTL_SECONDS = 600;
+
+/**
+ * Changing sign-in security (adding an authenticator app or a passkey) needs a session whose last
+ * sign-in (`auth_time`) is at most this old: a session cookie left open, or stolen, cannot add a
+ * factor of its own an hour later.
+ */
+export const RECENT_SIGN_IN_SECONDS = 10 * 60;
 
 interface AccountState extends ReservedCheckState {
   user: User;
@@ -38,12 +46,15 @@ export interface AccountSecurityDeps {
   totp: TotpFactor;
   passkeys: PasskeyFactor;
   renderFailures: (ctx: Context, next: Next) => Promise<void>;
+  /** The clock of the throttle, TOTP checks and the recent sign-in rule (epoch ms). */
+  clock?: Clock;
 }
 
 /**
  * The signed-in person's own security page: turn on an authenticator app (QR code and key, confirmed
- * with one code, recovery codes shown once). Signed in means oidc-provider's session cookie; when the
- * account already has a second factor, the session must have used it.
+ * with one code, recovery codes shown once). Signed in means oidc-provider's session cookie; to
+ * change anything, the sign-in must be recent and, when the account already has a second factor,
+ * must have used it.
  */
 export function accountSecurity({
   views,
@@ -54,10 +65,12 @@ export function accountSecurity({
   totp,
   passkeys,
   renderFailures,
+  clock = systemClock,
 }: AccountSecurityDeps) {
   /**
-   * Looking needs a session; changing needs one that used the second factor when the account has
-   * one, so a password alone cannot add factors to an account protected by another.
+   * Looking needs a session; changing needs a recent sign-in (RECENT_SIGN_IN_SECONDS), one that
+   * used the second factor when the account has one, so a password alone cannot add factors to an
+   * account protected by another, and an old session cannot add any.
    */
   const requireSession = (purpose: 'view' | 'change') =>
     async function requireSession(ctx: AccountContext, next: Next): Promise<void> {
@@ -77,10 +90,21 @@ export function accountSecurity({
           'second_factor_needed',
           'Sign in again with your second factor to change these settings.',
         );
+      if (purpose === 'change' && !signedInRecently(session.authTime()))
+        throw new PageError(
+          403,
+          'recent_sign_in_needed',
+          `For your security, sign in again to change these settings: your last sign-in was more than ${RECENT_SIGN_IN_SECONDS / 60} minutes ago.`,
+        );
       ctx.state.user = user;
       ctx.state.amr = amr;
       await next();
     };
+
+  /** `auth_time` (epoch seconds) is within RECENT_SIGN_IN_SECONDS of now. */
+  function signedInRecently(authTime: number | undefined): boolean {
+    return authTime !== undefined && clock() / 1000 - authTime <= RECENT_SIGN_IN_SECONDS;
+  }
 
   /** Form posts come from our own pages: a browser names the page's origin (CSRF defence beside SameSite). */
   async function sameOrigin(ctx: AccountContext, next: Next): Promise<void> {
@@ -149,7 +173,7 @@ export function accountSecurity({
 
   async function confirm(ctx: AccountContext): Promise<void> {
     const { user } = ctx.state;
-    if (user.totp) return render(ctx);
+    if (user.totp) throw new PageError(409, 'already_enrolled', ALREADY_ENROLLED);
     const code = (ctx.state.form?.code ?? '').replace(/\s/g, '').slice(0, 64);
     // Checks nothing, so charges nothing (reserveCheck gives the reservation back).
     if (!code) return render(ctx, { error: 'Enter the code your app shows now.' });
@@ -163,13 +187,15 @@ export function accountSecurity({
       if (wait > 0) return tooManyCodes(ctx, wait);
       return render(ctx, { error: 'That code did not work. Enter the code your app shows now.' });
     }
-    const { recovery_codes } = await totp.enrol(user, secret);
+    // Only while the account has no app: of parallel confirmations exactly one enrols.
+    const enrolled = await totp.enrolFirst(user, secret);
+    if (!enrolled) throw new PageError(409, 'already_enrolled', ALREADY_ENROLLED);
     await store.kv.del(key);
     setPageHeaders(ctx);
     ctx.type = 'html';
     ctx.body = views.render('recovery-codes', {
       title: 'Save your recovery codes',
-      codes: recovery_codes,
+      codes: enrolled.recovery_codes,
       continueHref: ACCOUNT_SECURITY_PATH,
     });
   }

@@ -139,6 +139,7 @@ export function createInteractions({
     totp,
     passkeys,
     renderFailures,
+    clock,
   });
   const passkeyPages = passkeyRoutes({
     views,

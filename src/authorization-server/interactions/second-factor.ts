@@ -35,6 +35,9 @@ const STEP_UP_REASONS = new Set(['mfa_required', 'essential_acr', 'essential_acr
 
 const INVALID_CODE = 'That code did not work. Enter the code your app shows now; each code works once.';
 const MISSING_CODE = 'Enter the code from your authenticator app.';
+/** Of two confirmations of an enrolment, the second: the app enrolled first stays. */
+export const ALREADY_ENROLLED =
+  'An authenticator app is already turned on for this account, so this one was not added. Sign in with the app you set up first.';
 
 export interface SecondFactorDeps {
   views: Views;
@@ -256,7 +259,10 @@ export function secondFactor({ views, store, throttle, totp }: SecondFactorDeps)
     if (!user) throw new PageError(400, 'account_gone', 'This account no longer exists.');
     const candidate = { ...user, totp: { secret: state.enrolment.secret, enrolled_at: '' } };
     if ((await totp.checkCode(candidate, code)) !== 'accepted') return refuse(ctx, INVALID_CODE, true);
-    const { recovery_codes } = await totp.enrol(user, state.enrolment.secret);
+    const enrolled = await totp.enrolFirst(user, state.enrolment.secret);
+    // Another confirmation (this page posted twice, or the account page) enrolled an app first.
+    if (!enrolled) throw new PageError(409, 'already_enrolled', ALREADY_ENROLLED);
+    const { recovery_codes } = enrolled;
     const passed: PendingSignIn = {
       ...state,
       enrolment: undefined,

@@ -53,6 +53,22 @@ export class TotpFactor {
     return { secret, otpauth_uri: otpauthUri(secret, user.email, TOTP_ISSUER), recovery_codes };
   }
 
+  /**
+   * Self-enrolment (the account page, or a sign-in's forced enrolment): stores the secret only while
+   * the user has no authenticator app, atomically, so of concurrent confirmations exactly one
+   * enrols. Undefined for the others: the app enrolled first stays, and its recovery codes.
+   */
+  async enrolFirst(user: Pick<User, 'sub' | 'email'>, secret: string): Promise<TotpEnrolment | undefined> {
+    const recovery_codes = newRecoveryCodes();
+    const enrolled = await this.#store.users.enrolFirstTotp(
+      user.sub,
+      secret,
+      recovery_codes.map((code) => this.#recoveryHash(user.sub, code)),
+    );
+    if (!enrolled) return undefined;
+    return { secret, otpauth_uri: otpauthUri(secret, user.email, TOTP_ISSUER), recovery_codes };
+  }
+
   /** Admin enrolment: a new secret for the user with that email, replacing any other. */
   async enrolByEmail(email: string): Promise<TotpEnrolment> {
     const user = await this.#store.users.findByEmail(email);

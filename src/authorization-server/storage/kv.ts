@@ -83,6 +83,13 @@ export interface Kv {
   hashSet(key: string, field: string, value: string): Promise<void>;
   /** Sets the field only when absent; true when it did. */
   hashSetIfAbsent(key: string, field: string, value: string): Promise<boolean>;
+  /** Sets the field only while it holds `expected` (undefined: absent); true when it did. */
+  hashCompareAndSet(
+    key: string,
+    field: string,
+    expected: string | undefined,
+    value: string,
+  ): Promise<boolean>;
   hashDelete(key: string, field: string): Promise<boolean>;
   hashGetAll(key: string): Promise<Record<string, string>>;
 

@@ -188,6 +188,18 @@ export class MemoryKv implements Kv {
     return true;
   }
 
+  async hashCompareAndSet(
+    key: string,
+    field: string,
+    expected: string | undefined,
+    value: string,
+  ): Promise<boolean> {
+    const map = this.#map(key, true) as Map<string, string>;
+    if (map.get(field) !== expected) return false;
+    map.set(field, value);
+    return true;
+  }
+
   async hashDelete(key: string, field: string): Promise<boolean> {
     return this.#map(key, false)?.delete(field) ?? false;
   }

@@ -72,6 +72,14 @@ if (current == false and ARGV[1] == '') or current == ARGV[2] then
 end
 return 0`;
 
+const HASH_COMPARE_AND_SET = `
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if (current == false and ARGV[2] == '') or current == ARGV[3] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+  return 1
+end
+return 0`;
+
 /** Appends to a stream only while its head key holds the expected value (keys share a hash slot). */
 const APPEND_TO_LOG = `
 local current = redis.call('GET', KEYS[2])
@@ -265,6 +273,18 @@ export class RedisKv implements Kv {
 
   async hashSetIfAbsent(key: string, field: string, value: string): Promise<boolean> {
     return (await this.client.hsetnx(key, field, value)) === 1;
+  }
+
+  async hashCompareAndSet(
+    key: string,
+    field: string,
+    expected: string | undefined,
+    value: string,
+  ): Promise<boolean> {
+    const flag = expected === undefined ? '' : '1';
+    return (
+      Number(await this.client.eval(HASH_COMPARE_AND_SET, 1, key, field, flag, expected ?? '', value)) === 1
+    );
   }
 
   async hashDelete(key: string, field: string): Promise<boolean> {

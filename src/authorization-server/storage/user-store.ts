@@ -41,6 +41,9 @@ export function normalizeEmail(value: string): string {
   return value.trim().toLowerCase();
 }
 
+/** Bounded retries of a compare-and-set on a user record (other fields changing meanwhile). */
+const MAX_CAS_ATTEMPTS = 8;
+
 /** Users by subject (sealed), plus an index from the email's keyed hash to the subject. */
 export class UserStore {
   readonly #kv: Kv;
@@ -127,6 +130,35 @@ export class UserStore {
     };
     await this.#write(updated);
     return view(updated);
+  }
+
+  /**
+   * Enrols an authenticator app only while the user has none, atomically: the record is swapped by
+   * compare-and-set on its sealed value, so of concurrent enrolments (two confirmations, the account
+   * page and a sign-in's forced enrolment) exactly one wins. Undefined when one is enrolled already.
+   */
+  async enrolFirstTotp(
+    sub: string,
+    secret: string,
+    recoveryCodeHashes: string[],
+  ): Promise<UserView | undefined> {
+    const field = `${this.#keys.users()}/${sub}`;
+    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      const sealed = await this.#kv.hashGet(this.#keys.users(), sub);
+      if (!sealed) throw new NotFoundError('no such user');
+      const user = this.#box.openJson<User>(sealed, field);
+      if (user.totp) return undefined;
+      const now = new Date().toISOString();
+      const updated: User = {
+        ...user,
+        totp: { secret, enrolled_at: now },
+        recovery_codes: recoveryCodeHashes,
+        updated_at: now,
+      };
+      const next = this.#box.sealJson(updated, field);
+      if (await this.#kv.hashCompareAndSet(this.#keys.users(), sub, sealed, next)) return view(updated);
+    }
+    throw new ConflictError('the account changed while the authenticator app was being enrolled');
   }
 
   /** Removes the authenticator app and its recovery codes (an admin reset). */

@@ -46,3 +46,18 @@ test('wrong password and unknown email both return nothing', async (t) => {
   t.is(await users.verifyPassword('finn@example.com', 'not the password'), undefined);
   t.is(await users.verifyPassword('nobody@example.com', 'a long enough password'), undefined);
 });
+
+test('enrolFirstTotp: of concurrent enrolments exactly one wins, and an enrolled app is never replaced', async (t) => {
+  const { users } = userStore();
+  const { sub } = await users.add({ email: 'gale@example.com', password: 'a long enough password' });
+  const secrets = ['A'.repeat(32), 'B'.repeat(32), 'C'.repeat(32)];
+  const results = await Promise.all(secrets.map((secret) => users.enrolFirstTotp(sub, secret, [secret])));
+  const winners = results.filter((r) => r !== undefined);
+  t.is(winners.length, 1);
+  const stored = await users.findBySub(sub);
+  const won = secrets[results.findIndex((r) => r !== undefined)];
+  t.is(stored?.totp?.secret, won);
+  t.deepEqual(stored?.recovery_codes, [won]);
+  t.is(await users.enrolFirstTotp(sub, 'D'.repeat(32), []), undefined);
+  t.is((await users.findBySub(sub))?.totp?.secret, won);
+});
