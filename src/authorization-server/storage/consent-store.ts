@@ -18,6 +18,14 @@ export interface ConsentRecord extends Approval {
 export const CONSENT_TTL_SECONDS = 180 * 24 * 3600;
 
 /**
+ * How long a removed client's consent index stays closed. It must outlast any consent being saved
+ * while the client is removed (a few store round trips, each bounded by the command timeout), and
+ * is short because an app registered again under the same id cannot have consent remembered until
+ * it ends: its users are asked again meanwhile, which is the safe side.
+ */
+export const CLOSED_CONSENT_INDEX_SECONDS = 300;
+
+/**
  * Consent remembered per account and client, sealed. Each client keeps an index of its consent
  * records, so removing the client removes them: a client registered again under the same id starts
  * from nothing (it may be someone else's app).
@@ -42,8 +50,11 @@ export class ConsentStore {
     return consent;
   }
 
-  /** Adds an approval to what the user approved for the client before. */
-  async add(accountId: string, clientId: string, approval: Approval): Promise<void> {
+  /**
+   * Adds an approval to what the user approved for the client before. False when the client is
+   * being (or was just) removed: nothing is remembered then.
+   */
+  async add(accountId: string, clientId: string, approval: Approval): Promise<boolean> {
     const before = await this.get(accountId, clientId);
     const resources: Record<string, string[]> = { ...before?.resources };
     for (const [indicator, scopes] of Object.entries(approval.resources)) {
@@ -56,17 +67,27 @@ export class ConsentStore {
       updated_at: new Date().toISOString(),
     };
     const key = this.#keys.consent(accountId, clientId);
-    // Index first: a record is never stored where removing its client would not find it.
-    await this.#kv.addToSet(this.#keys.clientConsents(clientId), key, CONSENT_TTL_SECONDS);
+    const index = this.#keys.clientConsents(clientId);
+    // Removing the client closes its index before deleting what it lists, so the removal wins at any
+    // interleaving: a record is indexed before it is written (or refused, the index being closed),
+    // and one written while the index was being closed is deleted by the check after the write.
+    if (!(await this.#kv.addToOpenSet(index, key, CONSENT_TTL_SECONDS))) return false;
     await this.#kv.putRecord(key, this.#box.sealJson(record, key), CONSENT_TTL_SECONDS);
+    if (await this.#kv.isSetClosed(index)) {
+      await this.#kv.del(key);
+      return false;
+    }
+    return true;
   }
 
   /** Forgets every user's consent for the client (the client is being removed). */
   async removeClient(clientId: string): Promise<void> {
-    const index = this.#keys.clientConsents(clientId);
-    const members = await this.#kv.setMembers(index);
+    const members = await this.#kv.closeSet(
+      this.#keys.clientConsents(clientId),
+      CLOSED_CONSENT_INDEX_SECONDS,
+    );
+    // One command per key: the records hash to different Cluster slots.
     await Promise.all(members.map((key) => this.#kv.del(key)));
-    await this.#kv.del(index);
   }
 }
 
