@@ -7,6 +7,7 @@ import { MemoryKv } from '../../../src/authorization-server/storage/memory-kv.ts
 import { KeyNames } from '../../../src/authorization-server/storage/redis-keys.ts';
 import { RedisKv } from '../../../src/authorization-server/storage/redis-kv.ts';
 import { generateDataKeys, SealedBox } from '../../../src/shared/sealing/index.ts';
+import { interleave, interleavings } from '../../support/interleave.ts';
 import { connectRedis, deletePrefix, keysUnder, REDIS_URL, testPrefix } from '../../support/redis.ts';
 
 // Remembered consent and the removal of its client, on two instances (separate Redis connections).
@@ -51,9 +52,14 @@ test('consent is remembered per account and client, and removing the client forg
  * removal starting a few event-loop turns (and Redis round trips) later trial by trial, across
  * every step of the saves. Whatever the interleaving, nothing may survive the removal.
  */
-async function raceAddsAgainstRemoval(t: import('ava').ExecutionContext, adder: Kv, remover: Kv) {
-  const adding = new ConsentStore(adder, keys, box);
-  const removing = new ConsentStore(remover, keys, box);
+async function raceAddsAgainstRemoval(
+  t: import('ava').ExecutionContext,
+  adder: Kv,
+  remover: Kv,
+  names = keys,
+) {
+  const adding = new ConsentStore(adder, names, box);
+  const removing = new ConsentStore(remover, names, box);
   const accounts = ['alice', 'bob', 'carol', 'dave'];
   for (let trial = 0; trial < 40; trial++) {
     const client = id('racing');
@@ -85,12 +91,53 @@ async function raceAddsAgainstRemoval(t: import('ava').ExecutionContext, adder: 
 }
 
 test('a consent saved while its client is removed never outlives the removal, on Redis, at any timing', async (t) => {
-  await raceAddsAgainstRemoval(t, kvs[0] as Kv, kvs[1] as Kv);
-  const left = (await keysUnder(redis, `${prefix}consent:`)).length;
+  const own = new KeyNames(`${prefix}race:`, (ns, id) => box.hashId(ns, id));
+  await raceAddsAgainstRemoval(t, kvs[0] as Kv, kvs[1] as Kv, own);
+  const left = (await keysUnder(redis, `${prefix}race:consent:`)).length;
   t.is(left, 0, 'no consent record left in Redis');
 });
 
 test('the in-process store gives the removal the same win', async (t) => {
   const kv = new MemoryKv();
   await raceAddsAgainstRemoval(t, kv, kv);
+});
+
+/** One save against the removal, in every order of their store calls. */
+async function everyInterleaving(t: import('ava').ExecutionContext, adder: Kv, remover: Kv) {
+  const check = new ConsentStore(adder, keys, box);
+  const traces = new Set<string>();
+  for (const schedule of interleavings({ add: 5, remove: 3 })) {
+    const client = id('interleaved');
+    // Another user's consent exists already: the removal has something to delete.
+    await check.add('zoe', client, approval);
+    const { results, trace } = await interleave(
+      { add: adder, remove: remover },
+      {
+        add: (kv) => new ConsentStore(kv, keys, box).add('alice', client, approval),
+        remove: (kv) => new ConsentStore(kv, keys, box).removeClient(client),
+      },
+      schedule,
+    );
+    if (traces.has(trace.join())) continue;
+    traces.add(trace.join());
+    const what = trace.join(' ');
+    t.deepEqual(
+      Object.values(results).filter((r) => r.status === 'rejected'),
+      [],
+      what,
+    );
+    t.is(await check.get('alice', client), undefined, `${what}: the consent outlived the removal`);
+    t.is(await check.get('zoe', client), undefined, `${what}: the earlier consent outlived the removal`);
+  }
+  t.log(`${traces.size} distinct interleavings`);
+  t.true(traces.size > 2);
+}
+
+test('a consent and the removal of its client, in every interleaving on two Redis connections: the removal wins', async (t) => {
+  await everyInterleaving(t, kvs[0] as Kv, kvs[1] as Kv);
+});
+
+test('the same in every interleaving on the in-process store', async (t) => {
+  const kv = new MemoryKv();
+  await everyInterleaving(t, kv, kv);
 });
