@@ -1,3 +1,4 @@
+import { ConflictError } from '../../shared/errors.ts';
 import type { SealedBox } from '../../shared/sealing/index.ts';
 import type { Kv } from './kv.ts';
 import type { KeyNames } from './redis-keys.ts';
@@ -37,13 +38,30 @@ export class PasskeyStore {
     this.#box = box;
   }
 
+  /**
+   * Registers a passkey: indexed under its user first, then written only when its credential id is
+   * new, then checked against a removal of the user's passkeys that ran meanwhile. The record and
+   * the index are two keys (on Redis Cluster, two hash slots), so this order stands in for one
+   * transaction: a failure or a crash at any step leaves at most an index entry with no record
+   * (listing skips it, removal clears it), never a record that removal cannot find.
+   */
   async add(passkey: Passkey): Promise<void> {
     const key = this.#keys.passkey(passkey.id);
-    if (!(await this.#kv.compareAndSet(key, undefined, this.#box.sealJson(passkey, key)))) {
-      throw new Error('this passkey is registered already');
-    }
     const index = this.#keys.userPasskeys(passkey.sub);
-    await this.#kv.addToSet(index, this.#box.seal(passkey.id, index));
+    const member = this.#box.seal(passkey.id, index);
+    await this.#kv.addToSet(index, member);
+    // Only a definite "exists already" takes the entry back: after an error the record may have
+    // been written all the same (a lost reply), and then its entry must stay.
+    if (!(await this.#kv.compareAndSet(key, undefined, this.#box.sealJson(passkey, key)))) {
+      await this.#kv.removeFromSet(index, member);
+      throw new ConflictError('this passkey is registered already');
+    }
+    // removeAllFor takes members out before its last delete of their records: a member gone now
+    // means the removal may have missed the record written above, so this registration undoes itself.
+    if (!(await this.#kv.setMembers(index)).includes(member)) {
+      await this.#kv.del(key);
+      throw new ConflictError("this user's passkeys were removed meanwhile; register it again");
+    }
   }
 
   async find(id: string): Promise<Passkey | undefined> {
@@ -76,13 +94,19 @@ export class PasskeyStore {
     return false;
   }
 
-  /** Removes every passkey of a user (an admin reset, or the user's removal). */
+  /**
+   * Removes every passkey of a user (an admin reset, or the user's removal). Each record is deleted
+   * before and after its index entry: the first delete keeps a crash from leaving a usable passkey
+   * that is no longer listed, the second catches a registration racing with this removal (`add`).
+   */
   async removeAllFor(sub: string): Promise<number> {
     const index = this.#keys.userPasskeys(sub);
     const members = await this.#kv.setMembers(index);
     for (const member of members) {
-      await this.#kv.del(this.#keys.passkey(this.#box.open(member, index)));
+      const key = this.#keys.passkey(this.#box.open(member, index));
+      await this.#kv.del(key);
       await this.#kv.removeFromSet(index, member);
+      await this.#kv.del(key);
     }
     return members.length;
   }
