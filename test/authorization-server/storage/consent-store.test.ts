@@ -1,32 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import test from 'ava';
-import type { Redis } from 'ioredis';
 import { type Approval, ConsentStore } from '../../../src/authorization-server/storage/consent-store.ts';
 import type { Kv } from '../../../src/authorization-server/storage/kv.ts';
 import { MemoryKv } from '../../../src/authorization-server/storage/memory-kv.ts';
 import { KeyNames } from '../../../src/authorization-server/storage/redis-keys.ts';
-import { RedisKv } from '../../../src/authorization-server/storage/redis-kv.ts';
-import { generateDataKeys, SealedBox } from '../../../src/shared/sealing/index.ts';
 import { interleave, interleavings } from '../../support/interleave.ts';
-import { connectRedis, deletePrefix, keysUnder, REDIS_URL, testPrefix } from '../../support/redis.ts';
+import { kvInstances } from '../../support/kv-instances.ts';
+import { keysUnder } from '../../support/redis.ts';
 
 // Remembered consent and the removal of its client, on two instances (separate Redis connections).
-const prefix = testPrefix('consent');
-const box = new SealedBox(generateDataKeys());
-const keys = new KeyNames(prefix, (ns, id) => box.hashId(ns, id));
-let redis: Redis;
-const kvs: RedisKv[] = [];
-
-test.before(async () => {
-  redis = await connectRedis();
-  kvs.push(new RedisKv(REDIS_URL), new RedisKv(REDIS_URL));
-});
-
-test.after.always(async () => {
-  await deletePrefix(redis, prefix);
-  await Promise.all(kvs.map((kv) => kv.close()));
-  redis.disconnect();
-});
+const instances = kvInstances(test, 'consent');
+const { box, keys } = instances;
 
 const approval: Approval = {
   openid: ['openid', 'email'],
@@ -36,7 +20,7 @@ const approval: Approval = {
 const id = (name: string) => `${name}-${randomBytes(6).toString('hex')}`;
 
 test('consent is remembered per account and client, and removing the client forgets all of it', async (t) => {
-  const consents = new ConsentStore(kvs[0] as Kv, keys, box);
+  const consents = new ConsentStore(instances.first, keys, box);
   const client = id('client');
   t.true(await consents.add('alice', client, approval));
   t.true(await consents.add('alice', client, { openid: ['profile'], claims: [], resources: {} }));
@@ -91,9 +75,9 @@ async function raceAddsAgainstRemoval(
 }
 
 test('a consent saved while its client is removed never outlives the removal, on Redis, at any timing', async (t) => {
-  const own = new KeyNames(`${prefix}race:`, (ns, id) => box.hashId(ns, id));
-  await raceAddsAgainstRemoval(t, kvs[0] as Kv, kvs[1] as Kv, own);
-  const left = (await keysUnder(redis, `${prefix}race:consent:`)).length;
+  const own = new KeyNames(`${instances.prefix}race:`, (ns, id) => box.hashId(ns, id));
+  await raceAddsAgainstRemoval(t, instances.first, instances.second, own);
+  const left = (await keysUnder(instances.redis, `${instances.prefix}race:consent:`)).length;
   t.is(left, 0, 'no consent record left in Redis');
 });
 
@@ -134,7 +118,7 @@ async function everyInterleaving(t: import('ava').ExecutionContext, adder: Kv, r
 }
 
 test('a consent and the removal of its client, in every interleaving on two Redis connections: the removal wins', async (t) => {
-  await everyInterleaving(t, kvs[0] as Kv, kvs[1] as Kv);
+  await everyInterleaving(t, instances.first, instances.second);
 });
 
 test('the same in every interleaving on the in-process store', async (t) => {

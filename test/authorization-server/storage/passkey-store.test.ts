@@ -1,35 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import test, { type ExecutionContext } from 'ava';
-import type { Redis } from 'ioredis';
 import type { Kv } from '../../../src/authorization-server/storage/kv.ts';
 import { MemoryKv } from '../../../src/authorization-server/storage/memory-kv.ts';
 import { type Passkey, PasskeyStore } from '../../../src/authorization-server/storage/passkey-store.ts';
-import { KeyNames } from '../../../src/authorization-server/storage/redis-keys.ts';
-import { RedisKv } from '../../../src/authorization-server/storage/redis-kv.ts';
 import { ConflictError } from '../../../src/shared/errors.ts';
-import { generateDataKeys, SealedBox } from '../../../src/shared/sealing/index.ts';
 import { interleave, interleavings } from '../../support/interleave.ts';
-import { connectRedis, deletePrefix, REDIS_URL, testPrefix } from '../../support/redis.ts';
+import { kvInstances } from '../../support/kv-instances.ts';
 
 // A passkey is two keys: its record (by credential id) and an entry in its user's index. Neither
 // a crash between the writes nor a removal running at the same time may leave a record that
 // listing and removal cannot find (it would still sign in).
-const prefix = testPrefix('passkeys');
-const box = new SealedBox(generateDataKeys());
-const keys = new KeyNames(prefix, (ns, id) => box.hashId(ns, id));
-let redis: Redis;
-const kvs: RedisKv[] = [];
-
-test.before(async () => {
-  redis = await connectRedis();
-  kvs.push(new RedisKv(REDIS_URL), new RedisKv(REDIS_URL));
-});
-
-test.after.always(async () => {
-  await deletePrefix(redis, prefix);
-  await Promise.all(kvs.map((kv) => kv.close()));
-  redis.disconnect();
-});
+const instances = kvInstances(test, 'passkeys');
+const { box, keys } = instances;
 
 const passkeyOf = (sub: string): Passkey => ({
   id: randomBytes(16).toString('base64url'),
@@ -87,7 +69,7 @@ async function crashAtEveryStep(t: ExecutionContext, kv: Kv) {
 }
 
 test('a crash at any step of registering leaves no passkey that removal cannot find (Redis)', async (t) => {
-  await crashAtEveryStep(t, kvs[0] as Kv);
+  await crashAtEveryStep(t, instances.first);
 });
 
 test('a crash at any step of registering leaves no passkey that removal cannot find (in-process store)', async (t) => {
@@ -124,7 +106,7 @@ async function everyInterleavingOfAddAndRemoval(t: ExecutionContext, adder: Kv, 
 }
 
 test('a registration and a removal of the user’s passkeys, in every interleaving on two Redis connections, leave no unlisted passkey', async (t) => {
-  await everyInterleavingOfAddAndRemoval(t, kvs[0] as Kv, kvs[1] as Kv);
+  await everyInterleavingOfAddAndRemoval(t, instances.first, instances.second);
 });
 
 test('the same in every interleaving on the in-process store', async (t) => {
@@ -133,11 +115,11 @@ test('the same in every interleaving on the in-process store', async (t) => {
 });
 
 test('registering a credential id twice is a conflict that leaves one index entry', async (t) => {
-  const store = new PasskeyStore(kvs[0] as Kv, keys, box);
+  const store = new PasskeyStore(instances.first, keys, box);
   const passkey = passkeyOf(newSub());
   await store.add(passkey);
   await t.throwsAsync(store.add(passkey), { instanceOf: ConflictError });
-  t.is(await redis.scard(keys.userPasskeys(passkey.sub)), 1);
+  t.is(await instances.redis.scard(keys.userPasskeys(passkey.sub)), 1);
   t.deepEqual(
     (await store.listFor(passkey.sub)).map((p) => p.id),
     [passkey.id],
