@@ -2,7 +2,13 @@ import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { SIGNING_ALGS, type SigningAlg, summarize } from '../authorization-server/keys/signing-key-ring.ts';
+import { removePasskeysByEmail } from '../authorization-server/second-factor/passkey-factor.ts';
 import { TotpFactor } from '../authorization-server/second-factor/totp-factor.ts';
+import {
+  AUDIT_LIST_DEFAULT,
+  AUDIT_LIST_MAX,
+  parseAuditLimit,
+} from '../authorization-server/storage/audit-log.ts';
 import {
   AUTH_METHODS,
   type AuthMethod,
@@ -12,7 +18,7 @@ import {
 import { parseScope } from '../authorization-server/storage/resource-store.ts';
 import { openStore, type Store } from '../authorization-server/storage/store.ts';
 import { loadConfig } from '../config/config.ts';
-import { AppError, NotFoundError } from '../shared/errors.ts';
+import { AppError } from '../shared/errors.ts';
 import { probeRedis } from '../shared/redis.ts';
 import { type Check, runDoctor } from './doctor.ts';
 
@@ -57,12 +63,6 @@ async function readStdin(): Promise<string> {
 function positiveInteger(value: string): number {
   if (!/^\d+$/.test(value)) throw new AppError('invalid_input', `not a positive integer: ${value}`, 400);
   return Number(value);
-}
-
-function auditLimit(value: string): number {
-  const n = positiveInteger(value);
-  if (n < 1 || n > 10_000) throw new AppError('invalid_input', `--limit: from 1 to 10000, not ${value}`, 400);
-  return n;
 }
 
 /** Runs an action against the store and prints its result. */
@@ -359,13 +359,8 @@ passkeys
   .option('--json', 'print JSON')
   .action(
     run(async (store, email: string) => {
-      const user = await store.users.findByEmail(email);
-      if (!user) throw new NotFoundError(`no user ${email.trim().toLowerCase()}`);
-      const removed = await store.passkeys.removeAllFor(user.sub);
-      return {
-        json: { sub: user.sub, email: user.email, passkeys_removed: removed },
-        text: `${removed} passkey(s) removed for ${user.email}`,
-      };
+      const removed = await removePasskeysByEmail(store, email);
+      return { json: removed, text: `${removed.passkeys_removed} passkey(s) removed for ${removed.email}` };
     }),
   );
 
@@ -406,7 +401,12 @@ const audit = program.command('audit').description('the tamper-evident audit tra
 audit
   .command('list')
   .description('audit entries, newest first')
-  .option('--limit <n>', 'how many entries (1-10000, default 100)', auditLimit, 100)
+  .option(
+    '--limit <n>',
+    `how many entries (1-${AUDIT_LIST_MAX}, default ${AUDIT_LIST_DEFAULT})`,
+    (value: string) => parseAuditLimit(value, '--limit'),
+    AUDIT_LIST_DEFAULT,
+  )
   .option('--json', 'print JSON')
   .action(
     run(async (store, opts: { limit: number }) => {

@@ -4,14 +4,16 @@ import Koa, { type Context, type Next } from 'koa';
 import { z } from 'zod';
 import type { Config } from '../../config/config.ts';
 import { describe } from '../../shared/describe-error.ts';
-import { AppError, ForbiddenError, InvalidInputError, NotFoundError } from '../../shared/errors.ts';
+import { AppError, ForbiddenError, InvalidInputError } from '../../shared/errors.ts';
 import { respondWithJsonError } from '../../shared/json-error.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { measureRequests, serveMetrics } from '../../shared/metrics-http.ts';
 import { logRequests } from '../../shared/request-log.ts';
 import { summarize } from '../keys/signing-key-ring.ts';
 import type { ProviderHost } from '../provider/provider-host.ts';
+import { removePasskeysByEmail } from '../second-factor/passkey-factor.ts';
 import { TotpFactor } from '../second-factor/totp-factor.ts';
+import { parseAuditLimit } from '../storage/audit-log.ts';
 import { AUTH_METHODS, GRANTS, registeredScopes } from '../storage/client-store.ts';
 import type { Store } from '../storage/store.ts';
 import {
@@ -64,14 +66,6 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
       result.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '),
     );
   return result.data;
-}
-
-/** `?limit=N` of the audit list: 1 to 10000, 100 when absent. */
-function auditLimit(value: unknown): number {
-  if (value === undefined) return 100;
-  if (typeof value !== 'string' || !/^\d{1,5}$/.test(value) || Number(value) < 1 || Number(value) > 10_000)
-    throw new InvalidInputError('limit: an integer from 1 to 10000');
-  return Number(value);
 }
 
 const scopes = (value: string) => [...new Set(value.split(/\s+/).filter(Boolean))];
@@ -275,10 +269,8 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
   router.delete(
     '/users/:email/passkeys',
     action('admin:users', 'users.passkeys-remove', async (ctx) => {
-      const user = await store.users.findByEmail(String(ctx.params.email));
-      if (!user) throw new NotFoundError(`no user ${String(ctx.params.email).trim().toLowerCase()}`);
-      const removed = await store.passkeys.removeAllFor(user.sub);
-      return { body: { sub: user.sub, email: user.email, passkeys_removed: removed }, target: user.sub };
+      const removed = await removePasskeysByEmail(store, String(ctx.params.email));
+      return { body: removed, target: removed.sub };
     }),
   );
   router.delete(
@@ -291,7 +283,7 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
   router.get(
     '/audit',
     action('admin:audit', 'audit.list', async (ctx) => ({
-      body: { entries: await store.audit.recent(auditLimit(ctx.query.limit)) },
+      body: { entries: await store.audit.recent(parseAuditLimit(ctx.query.limit, 'limit')) },
     })),
   );
   router.get(

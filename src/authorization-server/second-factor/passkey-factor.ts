@@ -5,9 +5,10 @@ import type {
   PublicKeyCredentialRequestOptionsJSON,
   RegistrationResponseJSON,
 } from '@simplewebauthn/server';
+import { NotFoundError } from '../../shared/errors.ts';
 import type { Passkey } from '../storage/passkey-store.ts';
 import type { Store } from '../storage/store.ts';
-import type { User } from '../storage/user-store.ts';
+import { normalizeEmail, type User } from '../storage/user-store.ts';
 
 /**
  * Loaded on the first passkey request, not at start: the library and its ASN.1 and COSE parsers
@@ -164,4 +165,17 @@ export class PasskeyFactor {
 
 function transportsOf(passkey: Passkey): AuthenticatorTransport[] {
   return passkey.transports as AuthenticatorTransport[];
+}
+
+/**
+ * An admin reset of a user's passkeys (the CLI's `users passkeys remove`, the admin API's
+ * `DELETE /users/:email/passkeys`): the user can register new ones.
+ */
+export async function removePasskeysByEmail(
+  store: Store,
+  email: string,
+): Promise<{ sub: string; email: string; passkeys_removed: number }> {
+  const user = await store.users.findByEmail(email);
+  if (!user) throw new NotFoundError(`no user ${normalizeEmail(email)}`);
+  return { sub: user.sub, email: user.email, passkeys_removed: await store.passkeys.removeAllFor(user.sub) };
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ConflictError } from '../../shared/errors.ts';
+import { ConflictError, InvalidInputError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/logger.ts';
 import { delay } from '../../shared/redis.ts';
 import type { SealedBox } from '../../shared/sealing/index.ts';
@@ -61,6 +61,27 @@ export type AuditVerdict =
     };
 
 export const GENESIS = '0'.repeat(64);
+
+/** How many entries `audit list` shows when not told, and at most. */
+export const AUDIT_LIST_DEFAULT = 100;
+export const AUDIT_LIST_MAX = 10_000;
+
+/**
+ * The number of entries asked for, as typed (`--limit` of the CLI, `?limit=` of the admin API): an
+ * integer from 1 to AUDIT_LIST_MAX, AUDIT_LIST_DEFAULT when absent. `name` is the option as the caller
+ * spelled it, for the message.
+ */
+export function parseAuditLimit(value: unknown, name: string): number {
+  if (value === undefined) return AUDIT_LIST_DEFAULT;
+  if (
+    typeof value !== 'string' ||
+    !/^\d{1,5}$/.test(value) ||
+    Number(value) < 1 ||
+    Number(value) > AUDIT_LIST_MAX
+  )
+    throw new InvalidInputError(`${name}: an integer from 1 to ${AUDIT_LIST_MAX}`);
+  return Number(value);
+}
 const BATCH = 100;
 const PAGE = 1000;
 const APPEND_ATTEMPTS = 50;
@@ -191,7 +212,7 @@ export class AuditLog {
   }
 
   /** The newest entries first; an entry that does not open (tampered) is left out: `verify` names it. */
-  async recent(count = 100): Promise<ListedEntry[]> {
+  async recent(count = AUDIT_LIST_DEFAULT): Promise<ListedEntry[]> {
     const raw = await this.#kv.readLogNewest(this.#keys.auditLog(), count);
     return raw.map((e) => this.#open(e)).filter((e): e is ListedEntry => e !== undefined);
   }

@@ -1,6 +1,12 @@
 import type { RedisOptions } from 'ioredis';
 import { StoreUnavailableError } from '../../shared/errors.ts';
-import { type ConnectOptions, connectRedis, delay, type RedisConnection } from '../../shared/redis.ts';
+import {
+  type ConnectOptions,
+  compareAndSet,
+  connectRedis,
+  delay,
+  type RedisConnection,
+} from '../../shared/redis.ts';
 import type { Kv, LogEntry, ReplaceResult, StoredRecord } from './kv.ts';
 
 /** Writes a record afresh (no field of an earlier one left), with its lifetime, in one command. */
@@ -63,14 +69,6 @@ local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 local ttl = tonumber(newest[2]) - tonumber(ARGV[3])
 if ttl > 0 then redis.call('EXPIREAT', KEYS[1], newest[2]) end
 return 1`;
-
-const COMPARE_AND_SET = `
-local current = redis.call('GET', KEYS[1])
-if (current == false and ARGV[1] == '') or current == ARGV[2] then
-  redis.call('SET', KEYS[1], ARGV[3])
-  return 1
-end
-return 0`;
 
 const HASH_COMPARE_AND_SET = `
 local current = redis.call('HGET', KEYS[1], ARGV[1])
@@ -188,18 +186,7 @@ export class RedisKv implements Kv {
   }
 
   async compareAndSet(key: string, expected: string | undefined, value: string): Promise<boolean> {
-    return (
-      Number(
-        await this.client.eval(
-          COMPARE_AND_SET,
-          1,
-          key,
-          expected === undefined ? '' : '1',
-          expected ?? '',
-          value,
-        ),
-      ) === 1
-    );
+    return compareAndSet(this.client, key, expected, value);
   }
 
   async incr(key: string): Promise<number> {
