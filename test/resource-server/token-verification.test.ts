@@ -1,5 +1,7 @@
+import crypto from 'node:crypto';
+import { syncBuiltinESMExports } from 'node:module';
 import test from 'ava';
-import { buildResourceServerApp } from '../../src/resource-server/app.ts';
+import { buildResourceServerApp, type ResourceServerDeps } from '../../src/resource-server/app.ts';
 import { VerifiedTokenCache } from '../../src/resource-server/auth/verified-token-cache.ts';
 import { bearer, call, type Served, serve, silentLogger, testConfig } from './fixtures/serve.ts';
 import { decodePayload, startTestIssuer, type TestIssuer } from './fixtures/test-issuer.ts';
@@ -19,13 +21,35 @@ test.after.always(async () => {
   await issuer?.close();
 });
 
-async function startApi(env: Record<string, string> = {}): Promise<Served> {
+async function startApi(
+  env: Record<string, string> = {},
+  bearerAuthOptions?: ResourceServerDeps['bearerAuthOptions'],
+): Promise<Served> {
   const served = await serve(
-    buildResourceServerApp({ config: testConfig(issuer, env), logger: silentLogger }),
+    buildResourceServerApp({ config: testConfig(issuer, env), logger: silentLogger, bearerAuthOptions }),
   );
   servers.push(served);
   return served;
 }
+
+/**
+ * Signature checks, counted where they happen: the resource server verifies with node:crypto's
+ * `verify` (auth/jws-verify.ts), which this test file wraps (syncBuiltinESMExports updates the
+ * binding the module imported). Counted per signature, so only the token under test counts; the
+ * test issuer signs with WebCrypto and never calls it.
+ */
+const signatureChecks = new Map<string, number>();
+const realVerify = crypto.verify;
+crypto.verify = ((...args: Parameters<typeof crypto.verify>) => {
+  const signature = args[3];
+  if (Buffer.isBuffer(signature)) {
+    const key = signature.toString('base64url');
+    signatureChecks.set(key, (signatureChecks.get(key) ?? 0) + 1);
+  }
+  return (realVerify as (...a: unknown[]) => unknown)(...args);
+}) as typeof crypto.verify;
+syncBuiltinESMExports();
+const checksOf = (token: string) => signatureChecks.get(token.split('.')[2] as string) ?? 0;
 
 const listPolicies = (api: Served, token: string) => call(`${api.url}/policies`, { headers: bearer(token) });
 
@@ -71,6 +95,7 @@ test.serial(
     const token = await issuer.userToken('alice', 'policies:read', { key });
     t.is((await listPolicies(api, token)).status, 200);
     t.is((await listPolicies(api, token)).status, 200, 'repeated: answered from the verified-token cache');
+    t.is(checksOf(token), 1, 'the repeat was not checked again: it came from the cache');
 
     issuer.unpublish(key.kid);
     const started = Date.now();
@@ -117,6 +142,24 @@ test.serial(
   },
 );
 
+test.serial(
+  'a repeated token is answered from the verified-token cache without checking its signature again',
+  async (t) => {
+    const api = await startApi();
+    const token = await issuer.userToken('alice', 'policies:read');
+    t.is((await listPolicies(api, token)).status, 200);
+    t.is(checksOf(token), 1, 'the first request checks the signature');
+    for (let i = 0; i < 5; i++) t.is((await listPolicies(api, token)).status, 200);
+    t.is(checksOf(token), 1, 'five repeats: no further signature check');
+
+    // The counter sees every check: with the cache off, each request is checked.
+    const uncached = await startApi({}, { tokenCacheSize: 0 });
+    const other = await issuer.userToken('bob', 'policies:read');
+    for (let i = 0; i < 3; i++) t.is((await listPolicies(uncached, other)).status, 200);
+    t.is(checksOf(other), 3);
+  },
+);
+
 test.serial('routes that check revocation never answer from the verified-token cache', async (t) => {
   const api = await startApi({
     RS_INTROSPECTION_CLIENT_ID: issuer.introspectionClient.clientId,
@@ -129,15 +172,29 @@ test.serial('routes that check revocation never answer from the verified-token c
       headers: { ...bearer(token), 'content-type': 'application/json' },
       body: JSON.stringify({ product: 'home', coverage: 1000 }),
     });
+  const introspections = () => issuer.hits.get('/token/introspection') ?? 0;
+  // The token is in the cache: a read route (no revocation check) answers from it.
   t.is((await listPolicies(api, token)).status, 200);
+  t.is((await listPolicies(api, token)).status, 200);
+  t.is(checksOf(token), 1, 'cached after the first read');
+
+  // A route that checks revocation verifies the token itself every time, then asks the AS.
+  const asked = introspections();
   t.is((await create()).status, 201);
+  t.is((await create()).status, 201);
+  t.is(checksOf(token), 3, 'each revocation-checked request checked the signature again');
+  t.is(introspections(), asked + 2);
+  // ...and never fills the cache either: reads are still answered from the first entry.
+  t.is((await listPolicies(api, token)).status, 200);
+  t.is(checksOf(token), 3);
+
   issuer.revoke(decodePayload(token).jti as string);
   t.is((await listPolicies(api, token)).status, 200, 'a read route without the revocation flag: cached');
-  const hits = issuer.hits.get('/token/introspection') ?? 0;
   const refused = await create();
   t.is(refused.status, 401);
   t.like(refused.body, { error: 'invalid_token' });
-  t.is(issuer.hits.get('/token/introspection'), hits + 1);
+  t.is(checksOf(token), 4);
+  t.is(introspections(), asked + 3);
 });
 
 test('the verified-token cache is bounded, forgets expired tokens and tokens of unpublished keys', (t) => {
