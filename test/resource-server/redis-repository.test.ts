@@ -1,12 +1,21 @@
 import { randomBytes } from 'node:crypto';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import type { Redis } from 'ioredis';
 import { buildResourceServerApp } from '../../src/resource-server/app.ts';
 import { createRedisInsuranceRepository } from '../../src/resource-server/insurance/redis-repository.ts';
 import { connectRedis as connectProductRedis } from '../../src/shared/redis.ts';
+import { freePort } from '../support/auth-server.ts';
 import { connectRedis, deletePrefix, dumpPrefix, REDIS_URL, testPrefix } from '../support/redis.ts';
 import { startExtraRedis } from '../support/redis-server.ts';
-import { bearer, call, type Served, serve, silentLogger, testConfig } from './fixtures/serve.ts';
+import {
+  bearer,
+  call,
+  type JsonResponse,
+  type Served,
+  serve,
+  silentLogger,
+  testConfig,
+} from './fixtures/serve.ts';
 import { startTestIssuer, type TestIssuer } from './fixtures/test-issuer.ts';
 
 // With REDIS_URL set, policies and claims live in Redis: they survive a restart and every
@@ -156,6 +165,18 @@ test.serial(
   },
 );
 
+/** A 503 in the RFC 6749-style JSON error shape, with Retry-After and nothing of the store's data. */
+function assertUnavailable(t: ExecutionContext, response: JsonResponse, what: string): void {
+  t.is(response.status, 503, what);
+  t.deepEqual(
+    response.body,
+    { error: 'temporarily_unavailable', error_description: 'the service is temporarily unavailable' },
+    what,
+  );
+  t.is(response.headers.get('retry-after'), '2', what);
+  t.regex(response.headers.get('content-type') ?? '', /^application\/json/, what);
+}
+
 test.serial(
   'records are bound to RS_STORE_KEY: another key cannot open the store (503, never data)',
   async (t) => {
@@ -163,17 +184,70 @@ test.serial(
     t.teardown(() => deletePrefix(redis, own));
     const token = await issuer.userToken('dave', SCOPES);
     const first = await instance(REDIS_URL, storeKey, own);
-    t.is((await call(`${first.url}/policies`, json(token, { product: 'home', coverage: 10 }))).status, 201);
+    const created = await call(`${first.url}/policies`, json(token, { product: 'home', coverage: 10 }));
+    t.is(created.status, 201);
+    const id = (created.body as { id: string }).id;
 
     const connection = connectProductRedis(REDIS_URL);
     connections.push(connection);
     const wrongKey = createRedisInsuranceRepository(connection, own, { current: randomBytes(32) });
     await t.throwsAsync(wrongKey.open(), { message: /^RS_STORE_KEY: it is not the key/ });
 
+    // Over HTTP, an instance started with the wrong key serves nothing of the data, and writes nothing.
+    const wrong = await instance(REDIS_URL, { current: randomBytes(32) }, own);
+    const before = await dumpPrefix(redis, own);
+    assertUnavailable(t, await call(`${wrong.url}/policies`, { headers: bearer(token) }), 'list');
+    assertUnavailable(t, await call(`${wrong.url}/policies/${id}`, { headers: bearer(token) }), 'read');
+    assertUnavailable(
+      t,
+      await call(`${wrong.url}/policies/${id}/claims`, { headers: bearer(token) }),
+      'claims',
+    );
+    assertUnavailable(
+      t,
+      await call(`${wrong.url}/policies`, json(token, { product: 'motor', coverage: 20 })),
+      'create',
+    );
+    assertUnavailable(
+      t,
+      await call(`${wrong.url}/reports/claims`, {
+        headers: bearer(await issuer.clientToken('analytics', 'reports:read')),
+      }),
+      'report',
+    );
+    t.is(await dumpPrefix(redis, own), before, 'nothing written with the wrong key');
+
     // Moving to a new key with the old one as RS_STORE_KEY_PREVIOUS re-wraps the data keys: data survives.
     const nextKey = { current: randomBytes(32), previous: storeKey.current };
     const moved = await instance(REDIS_URL, nextKey, own);
     t.is(((await call(`${moved.url}/policies`, { headers: bearer(token) })).body as unknown[]).length, 1);
+  },
+);
+
+test.serial(
+  'with its Redis unreachable from the start (a closed port) the resource server answers 503 in JSON, never a 500 or a hang',
+  async (t) => {
+    const closed = `redis://127.0.0.1:${await freePort()}`;
+    const api = await instance(closed, storeKey, testPrefix('rs-unreachable'));
+    const token = await issuer.userToken('erin', SCOPES);
+    const bounded = { signal: AbortSignal.timeout(10_000) };
+    assertUnavailable(t, await call(`${api.url}/policies`, { headers: bearer(token), ...bounded }), 'list');
+    assertUnavailable(
+      t,
+      await call(`${api.url}/policies`, { ...json(token, { product: 'life', coverage: 5 }), ...bounded }),
+      'create',
+    );
+    assertUnavailable(
+      t,
+      await call(`${api.url}/reports/claims`, {
+        headers: bearer(await issuer.clientToken('analytics', 'reports:read')),
+        ...bounded,
+      }),
+      'report',
+    );
+    // The token is still checked first: no token is a 401, whatever the store.
+    t.is((await call(`${api.url}/policies`, bounded)).status, 401);
+    t.is((await call(`${api.url}/health`, bounded)).status, 200);
   },
 );
 
