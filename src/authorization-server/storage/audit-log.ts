@@ -85,6 +85,8 @@ export function parseAuditLimit(value: unknown, name: string): number {
 const BATCH = 100;
 const PAGE = 1000;
 const APPEND_ATTEMPTS = 50;
+/** How many times one retention run starts a batch again after another instance's trim. */
+const RETENTION_RACES = 10;
 
 /** The hash an entry is chained by: SHA-256 of its fields in their fixed order, the hash aside. */
 export function entryHash(entry: Omit<ChainedEntry, 'hash'>): string {
@@ -278,28 +280,52 @@ export class AuditLog {
    * Drops entries older than `maxAgeSeconds`, behind a sealed checkpoint holding the last dropped
    * entry's sequence number and hash, so `verify` still proves the chain from there. Refuses to
    * drop anything when the part it would drop does not verify: retention never hides tampering.
+   * Works in batches of at most PAGE entries, one checkpoint each, until nothing old is left. When
+   * another instance moves the checkpoint first (its own retention), the batch starts again from
+   * there, a bounded number of times.
    */
   async applyRetention(maxAgeSeconds: number, now = this.#now()): Promise<{ dropped: number }> {
     const cutoff = now.getTime() - maxAgeSeconds * 1000;
+    let dropped = 0;
+    for (let races = 0; races <= RETENTION_RACES; ) {
+      const batch = await this.#dropBatch(cutoff, now);
+      if (batch === 'raced') {
+        races++;
+        continue;
+      }
+      dropped += batch.dropped;
+      if (!batch.more) break;
+    }
+    return { dropped };
+  }
+
+  /**
+   * One batch of retention: what it dropped, and `more` when the whole batch was old and full (there
+   * may be more); 'raced' when another instance moved the checkpoint meanwhile.
+   */
+  async #dropBatch(cutoff: number, now: Date): Promise<{ dropped: number; more: boolean } | 'raced'> {
     const { sealed, checkpoint } = await this.#checkpoint();
     let link: ChainLink = checkpoint
       ? { seq: checkpoint.seq, hash: checkpoint.hash }
       : { seq: 0, hash: GENESIS };
     let last: ListedEntry | undefined;
     let dropped = 0;
-    for (const stored of await this.#kv.readLog(this.#keys.auditLog(), undefined, PAGE)) {
+    const page = await this.#kv.readLog(this.#keys.auditLog(), undefined, PAGE);
+    for (const stored of page) {
       const entry = this.#open(stored);
       if (!entry) throw new AuditChainError(`entry ${stored.id} does not open: run audit verify`);
       if (Date.parse(entry.at) >= cutoff) break;
       const { id: _id, hash, ...body } = entry;
       if (entry.seq !== link.seq + 1 || entry.prev !== link.hash || hash !== entryHash(body)) {
+        // Another instance trimmed between our reads of the checkpoint and the log: not tampering.
+        if ((await this.#kv.get(this.#keys.auditCheckpoint())) !== sealed) return 'raced';
         throw new AuditChainError(`the chain is broken at entry ${stored.id}: run audit verify`);
       }
       link = { seq: entry.seq, hash };
       last = entry;
       dropped++;
     }
-    if (!last) return { dropped: 0 };
+    if (!last) return { dropped: 0, more: false };
     const next: AuditCheckpoint = {
       seq: link.seq,
       hash: link.hash,
@@ -315,7 +341,7 @@ export class AuditLog {
       this.#box.sealJson(next, key),
       last.id,
     );
-    return { dropped: done ? dropped : 0 };
+    return done ? { dropped, more: dropped === PAGE } : 'raced';
   }
 }
 

@@ -5,10 +5,13 @@ import {
   type AuditEvent,
   AuditLog,
 } from '../../../src/authorization-server/storage/audit-log.ts';
+import type { Kv } from '../../../src/authorization-server/storage/kv.ts';
 import { MemoryKv } from '../../../src/authorization-server/storage/memory-kv.ts';
+import { KeyNames } from '../../../src/authorization-server/storage/redis-keys.ts';
 import { openStore, type Store } from '../../../src/authorization-server/storage/store.ts';
 import { loadConfig } from '../../../src/config/config.ts';
 import { testSecrets } from '../../support/auth-server.ts';
+import { interleave, interleavings } from '../../support/interleave.ts';
 import { connectRedis, deletePrefix, dumpPrefix, REDIS_URL, testPrefix } from '../../support/redis.ts';
 
 let redis: Redis;
@@ -178,6 +181,65 @@ test('retention drops old entries behind a sealed checkpoint; the chain still ve
   t.like(await log.verify(), { ok: false, first_bad: { seq: 1, reason: 'removed' } });
   await redis.set(store.keys.auditCheckpoint(), checkpoint);
   t.like(await log.verify(), { ok: true });
+});
+
+test('retention drains every old entry, in batches, however many there are (two instances at once too)', async (t) => {
+  const OLD = 2_345; // more than two of retention's batches (1000 entries each)
+  const [a, b] = (await deployment(2)) as [Store, Store];
+  let clock = new Date('2026-01-01T00:00:00Z');
+  const logA = new AuditLog(a.kv, a.keys, a.box, { now: () => clock });
+  const logB = new AuditLog(b.kv, b.keys, b.box, { now: () => clock });
+  await Promise.all(Array.from({ length: OLD }, (_, i) => logA.record(event(i))));
+  clock = new Date('2026-01-10T00:00:00Z');
+  for (let i = 0; i < 3; i++) await logA.record(event(OLD + i));
+
+  const [first, second] = await Promise.all([
+    logA.applyRetention(2 * 86_400),
+    logB.applyRetention(2 * 86_400),
+  ]);
+  t.is(first.dropped + second.dropped, OLD, 'every old entry dropped, each once');
+  t.is(await redis.xlen(a.keys.auditLog()), 3, 'only the recent entries are left');
+  t.like(await logA.verify(), { ok: true, entries: 3, checkpoint: { seq: OLD, dropped: OLD } });
+  t.deepEqual(await logA.applyRetention(2 * 86_400), { dropped: 0 });
+});
+
+test('two instances applying retention at once, in every interleaving: no false alarm, each old entry dropped once', async (t) => {
+  const [a, b] = (await deployment(2)) as [Store, Store];
+  let round = 0;
+  for (const schedule of interleavings({ a: 4, b: 6 })) {
+    // A log of its own per round: entries of Jan 1, 2 and 10. It is Jan 10; instance a keeps 8.5
+    // days (it drops Jan 1 only: say its clock or setting differs a little), b keeps 2 days.
+    const keys = new KeyNames(`${a.keys.prefix}round-${round++}:`, (ns, id) => a.box.hashId(ns, id));
+    let clock = new Date('2026-01-01T00:00:00Z');
+    const writer = new AuditLog(a.kv, keys, a.box, { now: () => clock });
+    await writer.record(event(1));
+    clock = new Date('2026-01-02T00:00:00Z');
+    await writer.record(event(2));
+    clock = new Date('2026-01-10T00:00:00Z');
+    await writer.record(event(3));
+    const retention = (kv: Kv, days: number) =>
+      new AuditLog(kv, keys, a.box).applyRetention(days * 86_400, clock);
+    const { results, trace } = await interleave(
+      { a: a.kv, b: b.kv },
+      { a: (kv) => retention(kv, 8.5), b: (kv) => retention(kv, 2) },
+      schedule,
+    );
+    const what = trace.join(' ');
+    const outcomes = Object.values(results).map((r) =>
+      r.status === 'fulfilled' ? (r.value as { dropped: number }).dropped : String(r.reason),
+    );
+    t.deepEqual(
+      outcomes.filter((d) => typeof d === 'string'),
+      [],
+      `${what}: retention failed`,
+    );
+    t.is(
+      (outcomes as number[]).reduce((x, y) => x + y, 0),
+      2,
+      `${what}: dropped`,
+    );
+    t.like(await writer.verify(), { ok: true, entries: 1, checkpoint: { seq: 2, dropped: 2 } }, what);
+  }
 });
 
 test('retention never trims across a broken chain', async (t) => {
