@@ -56,7 +56,9 @@ export function connectRedis(
   };
   let connection: RedisConnection;
   if (cluster) {
-    connection = new Cluster([{ host: parsed.hostname, port: Number(parsed.port || 6379) }], {
+    // WHATWG URL keeps an IPv6 literal's brackets ("[::1]"); the socket needs the bare address.
+    const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
+    connection = new Cluster([{ host, port: Number(parsed.port || 6379) }], {
       redisOptions: { ...redisOptions(options), ...credentials },
       clusterRetryStrategy: (attempt) => Math.min(attempt * 100, 1000),
     });
