@@ -35,8 +35,9 @@ async function startApi(
 /**
  * Signature checks, counted where they happen: the resource server verifies with node:crypto's
  * `verify` (auth/jws-verify.ts), which this test file wraps (syncBuiltinESMExports updates the
- * binding the module imported). Counted per signature, so only the token under test counts; the
- * test issuer signs with WebCrypto and never calls it.
+ * binding the module imported). Counted per signature, so only the token under test counts (the
+ * tokens here are RS256, whose signature reaches `verify` as the token carries it; ECDSA ones are
+ * converted to DER first); the test issuer signs with WebCrypto and never calls it.
  */
 const signatureChecks = new Map<string, number>();
 const realVerify = crypto.verify;
