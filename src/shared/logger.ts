@@ -7,16 +7,24 @@ import { pino } from 'pino';
 export type Logger = pino.Logger;
 
 /**
- * Standard output, written asynchronously and shared by every logger of the process: a line is
- * queued and written as soon as the previous write is done, so under load many lines go out in one
- * write (a synchronous write per line cost the token endpoint 6% of its time), and when idle a line
- * goes out at once. pino flushes it when the process exits.
+ * Standard output, shared by every logger of the process and written asynchronously in blocks of
+ * about 4 KB (a write per line cost the token endpoint 6% of its time), at the latest
+ * FLUSH_INTERVAL_MS after a line is logged; pino flushes what is left when the process exits.
  */
-let stdout: pino.DestinationStream | undefined;
+let stdout: ReturnType<typeof pino.destination> | undefined;
+const FLUSH_INTERVAL_MS = 250;
+
+function sharedStdout(): ReturnType<typeof pino.destination> {
+  if (!stdout) {
+    const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+    setInterval(() => destination.flush(), FLUSH_INTERVAL_MS).unref();
+    stdout = destination;
+  }
+  return stdout;
+}
 
 /** `level` comes from the validated config (LOG_LEVEL); before the config is read, `info`. */
 export function createLogger(name: string, level = 'info'): Logger {
-  stdout ??= pino.destination({ dest: 1, sync: false });
   return pino(
     {
       name,
@@ -40,6 +48,6 @@ export function createLogger(name: string, level = 'info'): Logger {
         censor: '[redacted]',
       },
     },
-    stdout,
+    sharedStdout(),
   );
 }

@@ -134,6 +134,10 @@ test.serial(
         });
         t.is(introspected.json.active, true, `token ${i} is active on the other worker`);
       }
+      // Log lines reach stdout in blocks, within a fraction of a second (shared/logger.ts).
+      await until('the request lines', async () =>
+        lines.filter((l) => l.msg === 'request').length >= 12 ? true : undefined,
+      );
       const servedBy = (path: string) =>
         new Set(lines.filter((l) => l.msg === 'request' && l.path === path).map((l) => l.pid));
       const issuers = servedBy('/token');

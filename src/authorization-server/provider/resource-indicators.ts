@@ -33,7 +33,7 @@ function requestedScopes(ctx: KoaContextWithOIDC): Set<string> {
  * the request goes on; SPEC wants anything the client is not registered for refused with
  * invalid_scope. Both resource hooks run before that stripping, so the check lives here.
  */
-function refuseUnregisteredScopes(ctx: KoaContextWithOIDC, client: Client): Set<string> {
+function refuseUnregisteredScopes(ctx: KoaContextWithOIDC, client: Client): ReadonlySet<string> {
   const registered = registeredScopes(client);
   for (const scope of requestedScopes(ctx)) {
     if (!registered.has(scope)) throw new errors.InvalidScope('requested scope is not allowed', scope);

@@ -66,13 +66,26 @@ export function clientResources(client: object): string[] {
   return Array.isArray(resources) ? resources.filter((r): r is string => typeof r === 'string') : [];
 }
 
-/** Every scope a client is registered for, OpenID and API alike. */
-export function registeredScopes(client: { scope?: unknown; resource_scopes?: unknown }): Set<string> {
-  const oidc = typeof client.scope === 'string' ? client.scope.split(' ') : [];
-  const api = Array.isArray(client.resource_scopes)
-    ? client.resource_scopes.filter((s) => typeof s === 'string')
-    : [];
-  return new Set([...oidc, ...api].filter(Boolean));
+const scopesOf = new WeakMap<object, ReadonlySet<string>>();
+
+/**
+ * Every scope a client is registered for, OpenID and API alike. Worked out once per client object
+ * (a registration's objects are cached and never change in place; a change makes new ones).
+ */
+export function registeredScopes(client: {
+  scope?: unknown;
+  resource_scopes?: unknown;
+}): ReadonlySet<string> {
+  let scopes = scopesOf.get(client);
+  if (!scopes) {
+    const oidc = typeof client.scope === 'string' ? client.scope.split(' ') : [];
+    const api = Array.isArray(client.resource_scopes)
+      ? client.resource_scopes.filter((s) => typeof s === 'string')
+      : [];
+    scopes = new Set([...oidc, ...api].filter(Boolean));
+    scopesOf.set(client, scopes);
+  }
+  return scopes;
 }
 
 const redirectUri = z

@@ -22,11 +22,14 @@ export class ClientUsage {
   /** Records that a token was issued to `clientId` through `grantType` with these scopes. */
   async record(clientId: string, grantType: string, scopes: string[], now = new Date()): Promise<void> {
     const day = now.toISOString().slice(0, 10);
-    const fields = [`grant:${grantType}`, ...scopes.map((s) => `scope:${s}`)]
-      .map((what) => `${clientId}\0${what}`)
-      .filter((field) => this.#written.get(field) !== day);
-    for (const field of fields) this.#written.set(field, day);
-    await Promise.all(fields.map((field) => this.#kv.hashSet(this.#keys.clientUsage(), field, day)));
+    const writes: Promise<void>[] = [];
+    for (const what of [`grant:${grantType}`, ...scopes.map((s) => `scope:${s}`)]) {
+      const field = `${clientId}\0${what}`;
+      if (this.#written.get(field) === day) continue;
+      this.#written.set(field, day);
+      writes.push(this.#kv.hashSet(this.#keys.clientUsage(), field, day));
+    }
+    await Promise.all(writes);
   }
 
   /** Every client's usage: client id → `grant:x` / `scope:y` → last day used. */
