@@ -8,7 +8,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +55,8 @@ async function load(
     method?: 'POST';
     headers?: Record<string, string>;
     body?: string;
+    /** A file of tokens, each sent once (load.ts). */
+    bearerFile?: string;
   },
 ): Promise<LoadResult> {
   const result = await runChild<LoadResult>(benchFile('load.ts'), 'load', CPUS, {
@@ -116,6 +118,19 @@ async function token(url: string, auth: string): Promise<string> {
   const body = (await response.json()) as { access_token?: string };
   if (!body.access_token) throw new Error(`token endpoint answered ${response.status}`);
   return body.access_token;
+}
+
+/** A file of `count` fresh client-credentials tokens, minted 16 at a time. */
+async function mintTokenFile(url: string, auth: string, count: number): Promise<string> {
+  const tokens: string[] = [];
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (tokens.length < count) tokens.push(await token(url, auth));
+    }),
+  );
+  const file = join(mkdtempSync(join(tmpdir(), 'bench-tokens-')), 'tokens.txt');
+  writeFileSync(file, tokens.slice(0, count).join('\n'));
+  return file;
 }
 
 try {
@@ -242,6 +257,13 @@ try {
       url: `${rs.info.url}/reports/claims`,
       connections: 50,
       headers: { authorization: `Bearer ${apiToken}` },
+    });
+    // Fresh tokens, each sent once, so the resource server's verified-token cache never helps;
+    // minted by the AS just before, while nothing is measured.
+    await load('rs-fresh', {
+      url: `${rs.info.url}/reports/claims`,
+      connections: 50,
+      bearerFile: await mintTokenFile(as.ES256, ourAuth, quick ? 8000 : 15_000),
     });
     for (const what of [
       'ES256-sign',
@@ -430,6 +452,14 @@ try {
   );
   for (const what of ['ES256-sign', 'ES256-verify', 'RS256-sign', 'RS256-verify', 'argon2id-verify'])
     info(`node:crypto/argon2 ${what}, one core`, get(what), 'ops/s');
+  goal(
+    'resource server, GET /reports/claims, a fresh ES256 token per request, c=50',
+    get('rs-fresh:rps'),
+    'req/s',
+    'ES256 verifies/s',
+    get('ES256-verify').median,
+    { atLeast: 0.6 },
+  );
   goal(
     'full logins (code + PKCE + token), one core',
     get('logins'),

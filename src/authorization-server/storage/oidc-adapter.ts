@@ -14,6 +14,14 @@ const CONSUMABLE = new Set([
 ]);
 
 /**
+ * Records kept long and in great numbers (a refresh token lives for weeks, with its grant and its
+ * access tokens): sealed compressed, which costs microseconds per write and saves about a third of
+ * their Redis memory. Client-credentials records (the machine-to-machine hot path, minutes long)
+ * stay plain.
+ */
+const COMPRESSED_MODELS = new Set(['RefreshToken', 'Grant', 'AccessToken', 'AuthorizationCode']);
+
+/**
  * How long a revoked grant's index stays closed: far longer than any request that could still be
  * saving a token of that grant.
  */
@@ -59,7 +67,7 @@ export function createAdapterClass({ kv, keys, box, findClient }: AdapterDeps) {
         // wins, whatever the interleaving of two instances (a code replayed while the first
         // redemption is still saving its tokens, RFC 9700 §4.14).
         if (grantIndex && !(await kv.addToOpenSet(grantIndex, key, ttl))) throw grantRevoked();
-        await kv.putRecord(key, box.sealJson(payload, key), ttl);
+        await kv.putRecord(key, this.#seal(id, payload, key), ttl);
         const side: Promise<void>[] = [];
         if (payload.userCode) side.push(kv.set(keys.userCode(payload.userCode), key, ttl));
         if (payload.uid) side.push(kv.set(keys.sessionUid(payload.uid), key, ttl));
@@ -73,7 +81,7 @@ export function createAdapterClass({ kv, keys, box, findClient }: AdapterDeps) {
 
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.name === 'Client' && findClient) return guarded(() => findClient(id));
-      return this.#read(keys.model(this.name, id));
+      return this.#read(keys.model(this.name, id), id);
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
@@ -100,10 +108,10 @@ export function createAdapterClass({ kv, keys, box, findClient }: AdapterDeps) {
       await guarded(async () => {
         const record = await kv.getRecord(key);
         if (!record) return;
-        const payload = open(record, key);
+        const payload = this.#open(record, key, id);
         let replayed = payload.consumed !== undefined;
         if (!replayed) {
-          const spent = box.sealJson({ ...payload, consumed: Math.floor(Date.now() / 1000) }, key);
+          const spent = this.#seal(id, { ...payload, consumed: Math.floor(Date.now() / 1000) }, key);
           replayed = (await kv.replaceRecord(key, record.sealed, spent)) === 'changed';
         }
         if (replayed && CONSUMABLE.has(this.name)) {
@@ -126,18 +134,32 @@ export function createAdapterClass({ kv, keys, box, findClient }: AdapterDeps) {
       });
     }
 
-    async #read(key: string): Promise<AdapterPayload | undefined> {
+    async #read(key: string, id?: string): Promise<AdapterPayload | undefined> {
       const record = await guarded(() => kv.getRecord(key));
-      return record && open(record, key);
+      return record && this.#open(record, key, id);
+    }
+
+    /**
+     * A record found by its id only (no uid, no user code) does not store the id again, nor its
+     * model's name: both come back from the lookup (fewer bytes per token, and no token value
+     * inside a compressed record).
+     */
+    #seal(id: string, payload: AdapterPayload, key: string): string {
+      const { jti, kind, ...rest } = payload;
+      const compact = jti === id && kind === this.name && !payload.uid && !payload.userCode;
+      return compact
+        ? box.sealJson(rest, key, { compress: COMPRESSED_MODELS.has(this.name) })
+        : box.sealJson(payload, key);
+    }
+
+    #open(record: StoredRecord, key: string, id: string | undefined): AdapterPayload {
+      const payload = box.openJson<AdapterPayload>(record.sealed, key);
+      if (id !== undefined && payload.jti === undefined) Object.assign(payload, { jti: id, kind: this.name });
+      return record.legacyConsumed === undefined || payload.consumed !== undefined
+        ? payload
+        : { ...payload, consumed: record.legacyConsumed };
     }
   };
-
-  function open(record: StoredRecord, key: string): AdapterPayload {
-    const payload = box.openJson<AdapterPayload>(record.sealed, key);
-    return record.legacyConsumed === undefined || payload.consumed !== undefined
-      ? payload
-      : { ...payload, consumed: record.legacyConsumed };
-  }
 }
 
 function grantRevoked() {

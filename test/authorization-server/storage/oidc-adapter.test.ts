@@ -50,6 +50,34 @@ test('upsert then find returns the payload, and the record carries the model exp
   t.is(await tokens.find(id()), undefined);
 });
 
+test('a token record stores neither its own id (the token value) nor its model name, and is compressed where it lives long', async (t) => {
+  const Adapter = adapterClass();
+  const refreshTokens = new Adapter('RefreshToken');
+  const machineTokens = new Adapter('ClientCredentials');
+  const sessions = new Adapter('Session');
+  const jti = id();
+  const payload = { jti, kind: 'RefreshToken', accountId: 'usr_1', grantId: id(), iat: 1, exp: 2 };
+  await refreshTokens.upsert(jti, payload, 300);
+  const stored = String(await redis.hget(keys.model('RefreshToken', jti), 'p'));
+  t.true(stored.startsWith('z1.'));
+  const { jti: _jti, kind: _kind, ...rest } = payload;
+  t.deepEqual(box.openJson(stored, keys.model('RefreshToken', jti)), rest);
+  t.deepEqual(await refreshTokens.find(jti), payload, 'both come back from the lookup');
+
+  const m2m = id();
+  await machineTokens.upsert(m2m, { jti: m2m, kind: 'ClientCredentials', clientId: 'c', exp: 2 }, 300);
+  t.true(
+    String(await redis.hget(keys.model('ClientCredentials', m2m), 'p')).startsWith('v1.'),
+    'hot path: plain',
+  );
+  t.like(await machineTokens.find(m2m), { jti: m2m, kind: 'ClientCredentials', clientId: 'c' });
+
+  // Found by uid too: keeps its id, since a lookup by uid does not know it.
+  const sid = id();
+  await sessions.upsert(sid, { jti: sid, kind: 'Session', uid: 'u-compact' }, 300);
+  t.like(await sessions.findByUid('u-compact'), { jti: sid, kind: 'Session' });
+});
+
 test('records expire with the model expiry', async (t) => {
   const Adapter = adapterClass();
   const sessions = new Adapter('Session');

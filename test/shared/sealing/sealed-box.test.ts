@@ -43,3 +43,31 @@ test('after a rotation: old values still open, the new key seals from activeFrom
   // Key names do not move: the id-hash key is not rotated.
   t.is(box.hashId('Client', 'c1'), new SealedBox(keys).hashId('Client', 'c1'));
 });
+
+test('compressed values (z1) open like plain ones, are bound to their key name, and re-seal compressed', (t) => {
+  const keys = generateDataKeys();
+  const box = new SealedBox(keys);
+  const record = { iat: 1, exp: 2, accountId: 'usr_1', grantId: randomBytes(32).toString('base64url') };
+  const plain = box.sealJson(record, 'ctx');
+  const compressed = box.sealJson(record, 'ctx', { compress: true });
+  t.true(compressed.startsWith('z1.'));
+  t.true(compressed.length < plain.length, `${compressed.length} < ${plain.length}`);
+  t.deepEqual(box.openJson(compressed, 'ctx'), record);
+  t.deepEqual(box.openJson(plain, 'ctx'), record, 'v1 values still open');
+  t.throws(() => box.open(compressed, 'another key name'), { instanceOf: DecryptionError });
+  // One flipped byte of ciphertext: the tag fails before anything is inflated.
+  const [version, id, data] = compressed.split('.') as [string, string, string];
+  const raw = Buffer.from(data, 'base64url');
+  raw[raw.length - 1] = (raw[raw.length - 1] ?? 0) ^ 1;
+  t.throws(() => box.open(`${version}.${id}.${raw.toString('base64url')}`, 'ctx'), {
+    instanceOf: DecryptionError,
+  });
+  // A value claiming to be compressed that is not does not open either.
+  t.throws(() => box.open(`z1.${plain.slice(3)}`, 'ctx'), { instanceOf: DecryptionError });
+
+  box.update({ ...keys, encryption: randomBytes(32), previous: [keys.encryption] });
+  const resealed = box.reseal(compressed, 'ctx');
+  t.true(resealed.startsWith('z1.'));
+  t.false(box.isStale(resealed));
+  t.deepEqual(box.openJson(resealed, 'ctx'), record);
+});
