@@ -289,7 +289,8 @@ try {
         clientId: 'bench-web',
         redirectUri: REDIRECT_URI,
         seconds: SECONDS,
-        concurrency: 4,
+        // Enough sign-ins at once to keep argon2 busy while other flows are between steps.
+        concurrency: 8,
         users,
       },
     );

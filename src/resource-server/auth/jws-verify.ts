@@ -35,8 +35,27 @@ export function isSupportedAlgorithm(alg: string): boolean {
   return Object.hasOwn(ALGORITHMS, alg);
 }
 
+/** Each key's verdict per algorithm: a KeyObject's details are read from OpenSSL on every access. */
+const fits = new WeakMap<KeyObject, Map<string, boolean>>();
+
 /** Whether `key` may verify `alg` at all: right key type, right curve, long enough. */
 export function keyFitsAlgorithm(key: KeyObject, alg: string): boolean {
+  // Only known algorithms are remembered: whatever a token names cannot grow the map.
+  if (!Object.hasOwn(ALGORITHMS, alg)) return false;
+  let verdicts = fits.get(key);
+  if (!verdicts) {
+    verdicts = new Map();
+    fits.set(key, verdicts);
+  }
+  let verdict = verdicts.get(alg);
+  if (verdict === undefined) {
+    verdict = checkKeyFitsAlgorithm(key, alg);
+    verdicts.set(alg, verdict);
+  }
+  return verdict;
+}
+
+function checkKeyFitsAlgorithm(key: KeyObject, alg: string): boolean {
   const algorithm = ALGORITHMS[alg];
   if (!algorithm || !Object.hasOwn(ALGORITHMS, alg)) return false;
   const type = key.asymmetricKeyType;
