@@ -91,7 +91,7 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
     if (beyond.length) throw new ForbiddenError(`only a holder of ${beyond.join(' ')} may grant it`);
   };
   const mayManageClient = async (ctx: Context, id: string) => {
-    const client = await store.clients.get(id);
+    const client = await store.clients.current(id);
     if (client) mayDelegate(ctx, [...registeredScopes(client)]);
   };
   const refuseAdminResource = (uri: string) => {
@@ -323,7 +323,7 @@ export function buildAdminApp({ config, store, host, logger, audience }: AdminAp
 
 /** Makes sure the admin API exists as a resource, so admin clients can be registered for it. */
 export async function ensureAdminResource(store: Store, audience: string): Promise<void> {
-  const existing = await store.resources.get(audience);
+  const existing = await store.resources.current(audience);
   const missing = ADMIN_SCOPE_LIST.filter((s) => !existing?.scopes.includes(s));
   if (missing.length) {
     await store.resources.add({

@@ -157,8 +157,22 @@ function tooMany(ctx: Context, msBeforeNext: number, description: string): void 
 
 const PUBLIC_GRANTS = { refresh_token: 'refresh_token', authorization_code: 'code' } as const;
 
+/**
+ * A client id as registered ones are spelled (storage/client-store.ts): anything else names no
+ * client, so it gets no budget and no key of its own (a made-up 50 KB id must not be kept in
+ * memory or in Redis); its failures still count against the address.
+ */
+const PLAUSIBLE_CLIENT_ID = /^[\x21-\x7E]{1,128}$/;
+
 /** The client a token request names, from the form body (request-body.ts) when the credentials are in it. */
 function claimOf(ctx: Context): TokenRequestClaim {
+  const claim = claimedBy(ctx);
+  return claim.clientId === undefined || PLAUSIBLE_CLIENT_ID.test(claim.clientId)
+    ? claim
+    : { clientId: undefined };
+}
+
+function claimedBy(ctx: Context): TokenRequestClaim {
   const basic = basicClientId(ctx.get('authorization'));
   if (basic) return { clientId: basic };
   if (ctx.method !== 'POST' || !ctx.is('application/x-www-form-urlencoded')) return { clientId: undefined };

@@ -192,29 +192,37 @@ export class ClientStore {
     return { client_id: c.id, ...(secret ? { client_secret: secret } : {}) };
   }
 
-  /** The client as registered now (within RECORD_CACHE_MAX_AGE_MS on instances that missed a change). */
+  /**
+   * The client for a token request: from the cache, as registered now (within
+   * RECORD_CACHE_MAX_AGE_MS on an instance that missed a change message).
+   */
   async get(id: string): Promise<ClientMetadata | undefined> {
-    return this.cache.get(id, () => this.#read(id));
+    return this.cache.get(id, async () => (await this.#read(id))?.client);
   }
 
-  async #read(id: string): Promise<ClientMetadata | undefined> {
+  /** The client as stored right now, never from the cache: for every decision that writes or grants. */
+  async current(id: string): Promise<ClientMetadata | undefined> {
+    return (await this.#read(id))?.client;
+  }
+
+  async #read(id: string): Promise<{ client: ClientMetadata; sealed: string } | undefined> {
     const key = this.#keys.model('Client', id);
     const record = await this.#kv.getRecord(key);
     if (!record) return undefined;
     const client = this.#box.openJson<ClientMetadata>(record.sealed, key);
     resealRecordIfStale(this.#kv, this.#box, key, record.sealed);
-    return client;
+    return { client, sealed: record.sealed };
   }
 
   async show(id: string): Promise<ClientView> {
-    const client = await this.get(id);
+    const client = await this.current(id);
     if (!client) throw new NotFoundError(`no client ${id}`);
     return publicView(client);
   }
 
   async list(): Promise<ClientView[]> {
     const ids = Object.keys(await this.#kv.hashGetAll(this.#keys.clientIndex())).sort();
-    const clients = await Promise.all(ids.map((id) => this.get(id)));
+    const clients = await Promise.all(ids.map((id) => this.current(id)));
     return clients.filter((c): c is ClientMetadata => c !== undefined).map(publicView);
   }
 
@@ -227,16 +235,31 @@ export class ClientStore {
     await this.#consents.removeClient(id);
   }
 
+  /**
+   * A new secret, written only over the registration it was made from (compare-and-swap on the
+   * sealed record): a client removed or changed meanwhile, here or on another instance, is never
+   * written back.
+   */
   async rotateSecret(id: string): Promise<{ client_id: string; client_secret: string }> {
-    const client = await this.get(id);
-    if (!client) throw new NotFoundError(`no client ${id}`);
+    const stored = await this.#read(id);
+    if (!stored) throw new NotFoundError(`no client ${id}`);
+    const { client } = stored;
     if (!client.token_endpoint_auth_method.startsWith('client_secret')) {
       throw new InvalidInputError(
         `client ${id} authenticates with ${client.token_endpoint_auth_method}: it has no secret`,
       );
     }
     const secret = newSecret();
-    await this.#write({ ...client, client_secret: secret });
+    const key = this.#keys.model('Client', id);
+    const swapped = await this.#kv.replaceRecord(
+      key,
+      stored.sealed,
+      this.#box.sealJson({ ...client, client_secret: secret }, key),
+    );
+    if (swapped === 'missing') throw new NotFoundError(`no client ${id}`);
+    if (swapped === 'changed')
+      throw new ConflictError(`client ${id} changed meanwhile: rotate its secret again`);
+    await this.cache.changed(id);
     return { client_id: id, client_secret: secret };
   }
 
@@ -248,7 +271,7 @@ export class ClientStore {
 
   async #checkScopesAndResources(scope: string[], resourceUris: string[]): Promise<void> {
     const resources = await Promise.all(
-      resourceUris.map(async (uri) => [uri, await this.#resources.get(uri)] as const),
+      resourceUris.map(async (uri) => [uri, await this.#resources.current(uri)] as const),
     );
     const missing = resources.filter(([, r]) => !r).map(([uri]) => uri);
     if (missing.length) {

@@ -123,7 +123,15 @@ export interface Kv {
 
   publish(channel: string, message: string): Promise<void>;
   /** Calls onMessage for each message on the channel until the returned function is called. */
-  subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;
+  /**
+   * `onReconnect` is called each time the subscription's connection is ready again after it was
+   * lost: messages published meanwhile were not received.
+   */
+  subscribe(
+    channel: string,
+    onMessage: (message: string) => void,
+    onReconnect?: () => void,
+  ): Promise<() => Promise<void>>;
 
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -13,8 +13,10 @@ interface Entry<T> {
  * An in-process cache of records that every token request reads and that rarely change (clients,
  * APIs), so the hot path does not go to Redis for them. A change is announced on a pub/sub channel
  * and drops the record at once on the instance that made it and, through the message, everywhere
- * else; an entry is never older than RECORD_CACHE_MAX_AGE_MS, so an instance that missed the
- * message (Redis reconnecting) still learns the change within that time. Only records that exist
+ * else. When the subscription's connection comes back after a loss, everything cached is dropped
+ * (messages published meanwhile were missed); and an entry is never older than
+ * RECORD_CACHE_MAX_AGE_MS, so an instance still learns a change within that time whatever happens.
+ * Reads that decide a write (`current` in the stores) never come from here. Only records that exist
  * are cached, so made-up ids cannot fill it, and it holds at most MAX_ENTRIES.
  *
  * A process caches only once it listens for changes (`listen`): the admin CLI, which never does,
@@ -73,13 +75,24 @@ export class RecordCache<T> {
 
   /** Starts caching, and forgetting what other instances announce; returns the stop function. */
   async listen(): Promise<() => Promise<void>> {
-    const unsubscribe = await this.#kv.subscribe(this.#channel, (id) => this.#forget(id));
+    const unsubscribe = await this.#kv.subscribe(
+      this.#channel,
+      (id) => this.#forget(id),
+      // Changes announced while the connection was down were missed: trust nothing cached.
+      () => this.#forgetAll(),
+    );
     this.#listening = true;
     return async () => {
       this.#listening = false;
       this.#entries.clear();
       await unsubscribe();
     };
+  }
+
+  #forgetAll(): void {
+    this.#generation++;
+    this.#entries.clear();
+    this.#loading.clear();
   }
 
   #forget(id: string): void {

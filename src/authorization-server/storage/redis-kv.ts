@@ -330,7 +330,11 @@ export class RedisKv implements Kv {
     await this.client.publish(channel, message);
   }
 
-  async subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
+  async subscribe(
+    channel: string,
+    onMessage: (message: string) => void,
+    onReconnect?: () => void,
+  ): Promise<() => Promise<void>> {
     if (!this.#subscriber) {
       // A subscribed connection can do nothing else, so it gets its own; it waits for Redis
       // without a command timeout.
@@ -341,11 +345,26 @@ export class RedisKv implements Kv {
       if (from === channel) onMessage(message);
     };
     subscriber.on('message', listener);
+    // ioredis resubscribes by itself when the connection comes back; what was published while it
+    // was away is lost, which the subscriber must hear about.
+    let connected = subscriber.status === 'ready';
+    const onReady = () => {
+      if (!connected) onReconnect?.();
+      connected = true;
+    };
+    const onClose = () => {
+      connected = false;
+    };
+    subscriber.on('ready', onReady);
+    subscriber.on('close', onClose);
     await subscriber.subscribe(channel).catch(() => {
       // Redis is away: the periodic check covers until ioredis resubscribes on reconnect.
     });
+    connected = subscriber.status === 'ready';
     return async () => {
       subscriber.off('message', listener);
+      subscriber.off('ready', onReady);
+      subscriber.off('close', onClose);
       // The subscriber waits for Redis without a timeout; leaving must not.
       await Promise.race([subscriber.unsubscribe(channel).catch(() => {}), delay(1000)]);
     };

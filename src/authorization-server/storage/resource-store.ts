@@ -94,11 +94,15 @@ export class ResourceStore {
     return this.#view(stored);
   }
 
+  /** The API for a token request: from the cache (record-cache.ts). */
   async get(uri: string): Promise<Resource | undefined> {
-    return this.cache.get(uri, async () => {
-      const json = await this.#kv.hashGet(this.#keys.resources(), uri);
-      return json ? this.#view(JSON.parse(json) as StoredResource) : undefined;
-    });
+    return this.cache.get(uri, () => this.current(uri));
+  }
+
+  /** The API as stored right now, never from the cache: for decisions that write. */
+  async current(uri: string): Promise<Resource | undefined> {
+    const json = await this.#kv.hashGet(this.#keys.resources(), uri);
+    return json ? this.#view(JSON.parse(json) as StoredResource) : undefined;
   }
 
   async list(): Promise<Resource[]> {

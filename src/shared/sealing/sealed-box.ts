@@ -21,6 +21,14 @@ const COMPRESSED = 'z1';
 const Z1_DICTIONARY = Buffer.from(
   '{"iat":1,"exp":1,"accountId":"usr_","authTime":1,"expiresWithSession":true,"grantId":"","gty":"authorization_code refresh_token","rotations":0,"scope":"openid offline_access profile email","sessionUid":"","clientId":"","iiat":1,"kind":"RefreshToken","jti":"","acr":"urn:","amr":["pwd","otp"],"resource":"https://","nonce":"","sid":"","claims":{},"consumed":1,"loginTs":1,"accounts":{},"authorizations":{},"exp":1}',
 );
+/**
+ * What each ciphertext is bound to: the key name it lives under and, from `z1` on, its version, so
+ * a value cannot be passed off as another format (`v1` values keep the key name alone, as written).
+ */
+function associatedData(version: string, context: string): Buffer {
+  return Buffer.from(version === VERSION ? context : `${version}\0${context}`);
+}
+
 /** A `z1` value is authenticated before it is inflated; this bounds it all the same. */
 const MAX_INFLATED_BYTES = 1 << 20;
 const IV_BYTES = 12;
@@ -155,7 +163,7 @@ export class SealedBox {
     const { key, id } = this.#sealing();
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv('aes-256-gcm', key, iv);
-    cipher.setAAD(Buffer.from(context));
+    cipher.setAAD(associatedData(version, context));
     const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
     return `${version}.${id}.${Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url')}`;
   }
@@ -169,7 +177,7 @@ export class SealedBox {
     const raw = Buffer.from(data, 'base64url');
     try {
       const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, IV_BYTES));
-      decipher.setAAD(Buffer.from(context));
+      decipher.setAAD(associatedData(version, context));
       decipher.setAuthTag(raw.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
       return Buffer.concat([decipher.update(raw.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]);
     } catch {

@@ -144,6 +144,27 @@ test('wrong secrets sent with a client id are charged to the sender, never to th
 });
 
 test.serial(
+  'a client id longer than any registered one gets no counter of its own: one key per address, whatever the ids',
+  async (t) => {
+    const before = (await deployment.keys('rate-limit:token-auth-failures:*')).length;
+    const statuses = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        fetch(`${a.issuer}/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': '192.0.2.61' },
+          // Ids of 5,000 characters: no registered client can have one (1-128 visible ASCII).
+          body: `grant_type=client_credentials&client_id=${'x'.repeat(5000)}${i}&client_secret=wrong`,
+          signal: AbortSignal.timeout(10_000),
+        }).then((r) => r.status),
+      ),
+    );
+    t.deepEqual(new Set(statuses), new Set([401]));
+    const created = (await deployment.keys('rate-limit:token-auth-failures:*')).length - before;
+    t.is(created, 1, 'one per-(address, no client) counter, not one per made-up id');
+  },
+);
+
+test.serial(
   'one address cycling through made-up client ids is stopped, and writes a bounded number of keys',
   async (t) => {
     const before = (await deployment.keys('rate-limit:token-auth-failures:*')).length;

@@ -4,10 +4,12 @@ import {
   RECORD_CACHE_MAX_AGE_MS,
   RecordCache,
 } from '../../../src/authorization-server/storage/record-cache.ts';
+import { RedisKv } from '../../../src/authorization-server/storage/redis-kv.ts';
 import { basic, eventually, postForm } from '../../integration/support/harness.ts';
 import { startAuthServer, testSecrets } from '../../support/auth-server.ts';
 import { movableClock } from '../../support/clock.ts';
 import { connectRedis, deletePrefix, testPrefix } from '../../support/redis.ts';
+import { startExtraRedis } from '../../support/redis-server.ts';
 
 /** A store of one record per id, counting its reads. */
 function backingStore(initial: Record<string, string>) {
@@ -100,6 +102,32 @@ test('cached records cannot be changed in place by whoever reads them', async (t
   const record = await cache.get('a', async () => ({ scopes: ['read'] }));
   t.throws(() => record?.scopes.push('admin'));
   t.deepEqual((await cache.get('a', async () => undefined))?.scopes, ['read']);
+});
+
+test('when the change channel comes back after a lost connection, nothing cached is trusted (messages were missed)', async (t) => {
+  // A Redis of the test's own, restarted under the subscription.
+  const redis = await startExtraRedis();
+  const kv = new RedisKv(redis.url);
+  t.teardown(async () => {
+    await kv.close();
+    await redis.stop();
+  });
+  const cache = new RecordCache<string>(kv, 'changes', { now: movableClock() });
+  await cache.listen();
+  const store = backingStore({ a: 'one' });
+  await cache.get('a', store.load('a'));
+  await cache.get('a', store.load('a'));
+  t.is(store.reads.length, 1, 'cached while the channel is up');
+  await redis.stop();
+  store.records.set('a', 'changed while the channel was down');
+  await redis.start();
+  // ioredis reconnects by itself (at most a second apart); the clock stands still, so only the
+  // reconnection can drop the entry.
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline && (await cache.get('a', store.load('a'))) === 'one') {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  t.is(await cache.get('a', store.load('a')), 'changed while the channel was down');
 });
 
 // Across instances on real Redis: the admin's change reaches the other instance's token endpoint.
