@@ -28,6 +28,30 @@ export type KeySummary = Omit<SigningKey, 'jwk'>;
 
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k', 'oth'] as const;
 
+/**
+ * How long a resource server may keep the JWKS before asking again (its Cache-Control max-age).
+ * Short, so a key dropped by an emergency rotation (`keys rotate --now`) stops verifying at resource
+ * servers that honour Cache-Control within seconds, not minutes; a JWKS fetch is cheap.
+ */
+export const JWKS_MAX_AGE_SECONDS = 5;
+
+/**
+ * How long a `next` key is published before it may sign: every instance has put it in its JWKS
+ * (the change message is immediate; this leaves room for one that missed it) and every resource
+ * server honouring JWKS_MAX_AGE_SECONDS has fetched it, so no token reaches an API that cannot
+ * verify it. Only back-to-back rotations ever wait for it.
+ */
+export const NEXT_KEY_LEAD_MS = 2 * JWKS_MAX_AGE_SECONDS * 1000;
+
+/** Milliseconds until every `next` key of these families has been published NEXT_KEY_LEAD_MS; 0 when it has. */
+export function nextKeysReadyIn(ring: KeyRing, algs: readonly SigningAlg[], now: Date): number {
+  const published = ring.keys
+    .filter((k) => k.status === 'next' && algs.includes(k.alg))
+    .map((k) => Date.parse(k.created_at));
+  if (published.length === 0) return 0;
+  return Math.max(0, Math.max(...published) + NEXT_KEY_LEAD_MS - now.getTime());
+}
+
 export async function generateSigningKey(alg: SigningAlg, status: KeyStatus, now: Date): Promise<SigningKey> {
   const { privateKey } = await generateKeyPair(alg, {
     extractable: true,

@@ -3,6 +3,7 @@ import {
   completeRing,
   familiesOf,
   type KeyRing,
+  nextKeysReadyIn,
   pruneRing,
   retireKey,
   rotateRing,
@@ -21,6 +22,8 @@ export interface KeyRingStoreOptions {
   maxTokenLifetimeSeconds: number;
   /** The clock rotations and pruning read; tests pass their own instead of sleeping. */
   now?: () => Date;
+  /** How a rotation waits for its next keys to be known everywhere (NEXT_KEY_LEAD_MS); a timer by default. */
+  sleep?: (ms: number) => Promise<void>;
   /** The JWT access token registry, which an emergency rotation revokes from. */
   tokens: JwtTokenStore;
 }
@@ -36,6 +39,7 @@ export class KeyRingStore {
   readonly #feed: ChangeFeed;
   readonly #options: KeyRingStoreOptions;
   readonly #now: () => Date;
+  readonly #sleep: (ms: number) => Promise<void>;
 
   constructor(kv: Kv, keys: KeyNames, box: SealedBox, feed: ChangeFeed, options: KeyRingStoreOptions) {
     this.#kv = kv;
@@ -44,6 +48,7 @@ export class KeyRingStore {
     this.#feed = feed;
     this.#options = options;
     this.#now = options.now ?? (() => new Date());
+    this.#sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
   }
 
   async read(): Promise<KeyRing | undefined> {
@@ -75,6 +80,12 @@ export class KeyRingStore {
    * introspection says inactive); ID tokens are not stored and can only stop verifying.
    */
   async rotate(emergency = false): Promise<KeyRing> {
+    if (!emergency) {
+      // A rotation right after another waits until the keys it promotes are known everywhere.
+      const current = await this.read();
+      const wait = current ? nextKeysReadyIn(current, await this.#rotatedFamilies(current), this.#now()) : 0;
+      if (wait > 0) await this.#sleep(wait);
+    }
     let dropped: string[] = [];
     const ring = await this.#update(async (current) => {
       const now = this.#now();
@@ -99,13 +110,14 @@ export class KeyRingStore {
         const activated = ring.keys
           .filter((k) => k.status === 'current')
           .map((k) => Date.parse(k.activated_at ?? k.created_at));
-        rotated = activated.length > 0 && Math.min(...activated) + intervalSeconds * 1000 <= now.getTime();
+        const families = await this.#rotatedFamilies(ring);
+        rotated =
+          activated.length > 0 &&
+          Math.min(...activated) + intervalSeconds * 1000 <= now.getTime() &&
+          // Not yet known everywhere: the next check rotates.
+          nextKeysReadyIn(ring, families, now) === 0;
         if (!rotated) return ring;
-        return rotateRing(
-          pruneRing(ring, this.#options.maxTokenLifetimeSeconds, now),
-          await this.#rotatedFamilies(ring),
-          now,
-        );
+        return rotateRing(pruneRing(ring, this.#options.maxTokenLifetimeSeconds, now), families, now);
       },
       { onlyIfChanged: true },
     );
