@@ -1,9 +1,10 @@
 import { stringify as stringifyQuery } from 'node:querystring';
 import { compactVerify, createLocalJWKSet, decodeProtectedHeader, type JWK } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import { chargeTokenBudget } from '../rate-limit/token-rate-limit.ts';
+import { takeTokenBudgetCharge } from '../rate-limit/token-rate-limit.ts';
 import { replaceBody, requestForm } from '../request-body.ts';
 import type { JwtAccessTokenModel, JwtTokenStore } from '../storage/jwt-token-store.ts';
+import type { KvWrite } from '../storage/kv.ts';
 import type { KeyNames } from '../storage/redis-keys.ts';
 
 /**
@@ -24,7 +25,9 @@ interface TokenModel {
   exp?: number;
   iat?: number;
   kind: string;
-  adapter: { upsert(id: string, payload: object, expiresIn: number): Promise<void> };
+  adapter: {
+    upsertTogether(id: string, payload: object, expiresIn: number, also: KvWrite[]): Promise<void>;
+  };
   constructor: { IN_PAYLOAD: string[] };
   [field: string]: unknown;
 }
@@ -47,13 +50,12 @@ export function recordJwtAccessTokens(tokens: JwtTokenStore) {
     payload.iat = Number(jwt.payload.iat);
     const ttl = Math.max(1, exp - Math.floor(Date.now() / 1000));
     const kid = (model.resourceServer as { jwt?: { sign?: { kid?: string } } } | undefined)?.jwt?.sign?.kid;
-    // Issued in the same tick, the record, its index entry and the budget count travel in one
-    // round trip.
-    await Promise.all([
-      model.adapter.upsert(reference, payload, ttl),
-      kid ? tokens.indexSignedBy(kid, model.kind as JwtAccessTokenModel, reference, exp) : undefined,
-      chargeTokenBudget(ctx.res),
-    ]);
+    // The record, its index entry and the budget count: one script call where Redis allows.
+    const also: KvWrite[] = [];
+    if (kid) also.push(tokens.signedByWrite(kid, model.kind as JwtAccessTokenModel, reference, exp));
+    const charge = takeTokenBudgetCharge(ctx.res);
+    if (charge) also.push(charge);
+    await model.adapter.upsertTogether(reference, payload, ttl, also);
   };
 }
 

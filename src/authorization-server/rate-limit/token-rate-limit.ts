@@ -5,6 +5,7 @@ import { AppError, StoreUnavailableError } from '../../shared/errors.ts';
 import { respondWithJsonError } from '../../shared/json-error.ts';
 import { rateLimitRefusals } from '../../shared/metrics.ts';
 import { requestForm } from '../request-body.ts';
+import type { KvWrite } from '../storage/kv.ts';
 import type { Store } from '../storage/store.ts';
 import { addressBucket } from './address-bucket.ts';
 import {
@@ -44,17 +45,17 @@ interface TokenRequestClaim {
  * (`chargeTokenBudget`); any other count happens after the response is sent.
  */
 /** The budget count each token request in flight owes once it issues something, by its response. */
-const pendingCharges = new WeakMap<ServerResponse, () => Promise<void>>();
+const pendingCharges = new WeakMap<ServerResponse, KvWrite>();
 
 /**
- * Counts the request's token against its budget now, once: the token registry calls it beside its
- * own write, so both go to Redis in one round trip. A token issued is a token counted, even if the
- * response later fails.
+ * The request's count against its budget, handed over once: the token registry makes it together
+ * with its own write (one script call, one round trip). A token issued is a token counted, even if
+ * the response later fails.
  */
-export function chargeTokenBudget(res: ServerResponse): Promise<void> {
+export function takeTokenBudgetCharge(res: ServerResponse): KvWrite | undefined {
   const charge = pendingCharges.get(res);
   pendingCharges.delete(res);
-  return charge ? charge().catch(() => {}) : Promise.resolve();
+  return charge;
 }
 
 export function limitTokenRequests(store: Store, perWindow: number, grantOf: GrantLookup) {
@@ -122,8 +123,7 @@ export function limitTokenRequests(store: Store, perWindow: number, grantOf: Gra
       throw new StoreUnavailableError(error);
     }
 
-    const charged = budget;
-    if (charged) pendingCharges.set(ctx.res, () => store.kv.countUp(charged, windowMs));
+    if (budget) pendingCharges.set(ctx.res, { op: 'countUp', key: budget, windowMs });
     try {
       await next();
     } finally {
@@ -137,7 +137,9 @@ export function limitTokenRequests(store: Store, perWindow: number, grantOf: Gra
           store.kv.countUp(callerKey, windowMs),
         ]).catch(() => {});
       } else if (status < 400) {
-        await chargeTokenBudget(ctx.res);
+        // Nothing issued took the count with it (opaque tokens only): count it now.
+        const charge = takeTokenBudgetCharge(ctx.res);
+        if (charge) await store.kv.writeTogether([charge]).catch(() => {});
       } else {
         pendingCharges.delete(ctx.res);
       }

@@ -1,4 +1,4 @@
-import type { Kv } from './kv.ts';
+import type { Kv, KvWrite } from './kv.ts';
 import type { KeyNames } from './redis-keys.ts';
 
 /** The oidc-provider models a JWT access token is recorded under. */
@@ -31,14 +31,17 @@ export class JwtTokenStore {
     return this.#keys.jwtReference(jti);
   }
 
-  /** Notes that `kid` signed the token recorded as `model`/`reference`, until `expiresAt` (epoch s). */
-  async indexSignedBy(
-    kid: string,
-    model: JwtAccessTokenModel,
-    reference: string,
-    expiresAt: number,
-  ): Promise<void> {
-    await this.#kv.indexByExpiry(this.#keys.signedBy(kid), this.#keys.model(model, reference), expiresAt);
+  /**
+   * The write noting that `kid` signed the token recorded as `model`/`reference`, until `expiresAt`
+   * (epoch s): made together with the token's record (oidc-adapter.ts `upsertTogether`).
+   */
+  signedByWrite(kid: string, model: JwtAccessTokenModel, reference: string, expiresAt: number): KvWrite {
+    return {
+      op: 'indexByExpiry',
+      key: this.#keys.signedBy(kid),
+      member: this.#keys.model(model, reference),
+      expiresAt,
+    };
   }
 
   /**

@@ -32,6 +32,12 @@ export interface Kv {
   readonly limiterClient: RedisConnection | undefined;
   /** Replaces a record (value + consumed marker) and sets its time to live in seconds. */
   putRecord(key: string, sealed: string, ttlSeconds?: number): Promise<void>;
+  /**
+   * Several of the writes below at once: on one Redis (or a Sentinel's primary) one script call,
+   * so one command and one round trip; on Cluster, where the keys live in different slots, each
+   * write on its own, auto-pipelined. Not a transaction: each write stands by itself.
+   */
+  writeTogether(writes: readonly KvWrite[]): Promise<void>;
   getRecord(key: string): Promise<StoredRecord | undefined>;
   /**
    * Swaps a record's sealed value for `next` (keeping its time to live) only while it still holds
@@ -136,3 +142,9 @@ export interface Kv {
   ping(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** A write `Kv.writeTogether` can combine: the same as putRecord, indexByExpiry and countUp. */
+export type KvWrite =
+  | { op: 'putRecord'; key: string; sealed: string; ttlSeconds?: number | undefined }
+  | { op: 'indexByExpiry'; key: string; member: string; expiresAt: number }
+  | { op: 'countUp'; key: string; windowMs: number };

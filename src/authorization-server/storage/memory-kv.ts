@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Kv, LogEntry, ReplaceResult, StoredRecord } from './kv.ts';
+import type { Kv, KvWrite, LogEntry, ReplaceResult, StoredRecord } from './kv.ts';
 
 /** The member that marks a set closed (as in redis-kv.ts). */
 const CLOSED = '!closed';
@@ -47,6 +47,15 @@ export class MemoryKv implements Kv {
     const map = new Map<string, string>();
     this.#put(key, map);
     return map;
+  }
+
+  async writeTogether(writes: readonly KvWrite[]): Promise<void> {
+    for (const write of writes) {
+      if (write.op === 'putRecord') await this.putRecord(write.key, write.sealed, write.ttlSeconds);
+      else if (write.op === 'indexByExpiry')
+        await this.indexByExpiry(write.key, write.member, write.expiresAt);
+      else await this.countUp(write.key, write.windowMs);
+    }
   }
 
   async putRecord(key: string, sealed: string, ttlSeconds?: number): Promise<void> {

@@ -2,7 +2,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { StoreUnavailableError } from '../../shared/errors.ts';
 import type { SealedBox } from '../../shared/sealing/index.ts';
-import type { Kv, StoredRecord } from './kv.ts';
+import type { Kv, KvWrite, StoredRecord } from './kv.ts';
 import type { KeyNames } from './redis-keys.ts';
 
 /** Models whose records are single-use; a second consume is a replay (RFC 6749 §4.1.2, §10.4). */
@@ -77,6 +77,33 @@ export function createAdapterClass({ kv, keys, box, findClient }: AdapterDeps) {
           throw grantRevoked();
         }
       });
+    }
+
+    /**
+     * `upsert`, and other writes made with it: a record that needs no grant index (a client-
+     * credentials token's) goes in one script call with them; any other takes upsert's steps.
+     */
+    async upsertTogether(
+      id: string,
+      payload: AdapterPayload,
+      expiresIn: number,
+      also: KvWrite[],
+    ): Promise<void> {
+      if ((payload.grantId && this.name !== 'Interaction') || payload.uid || payload.userCode) {
+        await Promise.all([
+          this.upsert(id, payload, expiresIn),
+          also.length ? guarded(() => kv.writeTogether(also)) : undefined,
+        ]);
+        return;
+      }
+      const key = keys.model(this.name, id);
+      const record: KvWrite = {
+        op: 'putRecord',
+        key,
+        sealed: this.#seal(id, payload, key),
+        ttlSeconds: expiresIn || undefined,
+      };
+      await guarded(() => kv.writeTogether([record, ...also]));
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {

@@ -7,14 +7,63 @@ import {
   delay,
   type RedisConnection,
 } from '../../shared/redis.ts';
-import type { Kv, LogEntry, ReplaceResult, StoredRecord } from './kv.ts';
+import type { Kv, KvWrite, LogEntry, ReplaceResult, StoredRecord } from './kv.ts';
 
-/** Writes a record afresh (no field of an earlier one left), with its lifetime, in one command. */
-const PUT_RECORD = `
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'p', ARGV[1])
-local ttl = tonumber(ARGV[2])
-if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
+/**
+ * The writes `writeTogether` can combine, as Lua functions: each single-write script calls its
+ * function once, the combined script calls them in turn.
+ */
+const WRITE_FUNCTIONS = `
+-- A record written afresh (no field of an earlier one left), with its lifetime.
+local function put_record(key, sealed, ttl)
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'p', sealed)
+  if tonumber(ttl) > 0 then redis.call('EXPIRE', key, ttl) end
+end
+-- One step of a fixed-window counter: the window starts with the first count.
+local function count_up(key, window_ms)
+  local count = redis.call('INCR', key)
+  if count == 1 or redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, window_ms) end
+  return count
+end
+-- Trims expired members, adds one, and keeps the index alive as long as its newest member.
+local function index_by_expiry(key, member, expires_at, now)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  redis.call('ZADD', key, expires_at, member)
+  local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if tonumber(newest[2]) - tonumber(now) > 0 then redis.call('EXPIREAT', key, newest[2]) end
+end
+`;
+
+const PUT_RECORD = `${WRITE_FUNCTIONS}
+put_record(KEYS[1], ARGV[1], ARGV[2])
+return 1`;
+
+const COUNT_UP = `${WRITE_FUNCTIONS}
+return count_up(KEYS[1], ARGV[1])`;
+
+const INDEX_BY_EXPIRY = `${WRITE_FUNCTIONS}
+index_by_expiry(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+return 1`;
+
+/** KEYS[i] gets the write named by the i-th letter of ARGV[1] (p, i, c); their arguments follow in order. */
+const WRITE_TOGETHER = `${WRITE_FUNCTIONS}
+local a = 2
+for i = 1, #KEYS do
+  local op = string.sub(ARGV[1], i, i)
+  if op == 'p' then
+    put_record(KEYS[i], ARGV[a], ARGV[a + 1])
+    a = a + 2
+  elseif op == 'i' then
+    index_by_expiry(KEYS[i], ARGV[a], ARGV[a + 1], ARGV[a + 2])
+    a = a + 3
+  elseif op == 'c' then
+    count_up(KEYS[i], ARGV[a])
+    a = a + 1
+  else
+    return redis.error_reply('unknown write ' .. op)
+  end
+end
 return 1`;
 
 /** Swaps a record's sealed value only while it is the expected one (one key: Cluster-safe). */
@@ -55,21 +104,6 @@ if ttl > 0 then
 end
 return 1`;
 
-/** One step of a fixed-window counter: the window starts with the first count. */
-const COUNT_UP = `
-local count = redis.call('INCR', KEYS[1])
-if count == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return count`;
-
-/** Trims expired members, adds one, and keeps the index alive as long as its newest member. */
-const INDEX_BY_EXPIRY = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-local ttl = tonumber(newest[2]) - tonumber(ARGV[3])
-if ttl > 0 then redis.call('EXPIREAT', KEYS[1], newest[2]) end
-return 1`;
-
 const HASH_COMPARE_AND_SET = `
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if (current == false and ARGV[2] == '') or current == ARGV[3] then
@@ -107,8 +141,14 @@ type Script = (...args: string[]) => Promise<unknown>;
  * A Lua script called by EVALSHA (ioredis `defineCommand`): its source crosses the wire only when
  * Redis does not know it yet, and the call joins the auto-pipeline like any other command.
  */
-function defineScript(client: RedisConnection, name: string, lua: string, numberOfKeys: number): Script {
-  client.defineCommand(name, { lua, numberOfKeys });
+function defineScript(
+  client: RedisConnection,
+  name: string,
+  lua: string,
+  /** Undefined: the call's first argument says how many keys follow. */
+  numberOfKeys: number | undefined,
+): Script {
+  client.defineCommand(name, numberOfKeys === undefined ? { lua } : { lua, numberOfKeys });
   const command = (client as unknown as Record<string, Script>)[name];
   if (!command) throw new Error(`ioredis did not define ${name}`);
   return (...args) => command.apply(client, args);
@@ -132,7 +172,8 @@ export class RedisKv implements Kv {
     | 'countUp'
     | 'indexByExpiry'
     | 'appendToLog'
-    | 'trimLog',
+    | 'trimLog'
+    | 'writeTogether',
     Script
   >;
 
@@ -154,7 +195,36 @@ export class RedisKv implements Kv {
       indexByExpiry: script('indexByExpiry', INDEX_BY_EXPIRY),
       appendToLog: script('appendToLog', APPEND_TO_LOG, 2),
       trimLog: script('trimLog', TRIM_LOG, 2),
+      writeTogether: defineScript(this.client, 'idp_writeTogether', WRITE_TOGETHER, undefined),
     };
+  }
+
+  async writeTogether(writes: readonly KvWrite[]): Promise<void> {
+    const now = String(Math.floor(Date.now() / 1000));
+    if (this.#cluster) {
+      await Promise.all(
+        writes.map((w) =>
+          w.op === 'putRecord'
+            ? this.#scripts.putRecord(w.key, w.sealed, String(w.ttlSeconds ?? 0))
+            : w.op === 'indexByExpiry'
+              ? this.#scripts.indexByExpiry(w.key, w.member, String(w.expiresAt), now)
+              : this.#scripts.countUp(w.key, String(w.windowMs)),
+        ),
+      );
+      return;
+    }
+    const keys = writes.map((w) => w.key);
+    const ops = writes
+      .map((w) => (w.op === 'putRecord' ? 'p' : w.op === 'indexByExpiry' ? 'i' : 'c'))
+      .join('');
+    const args = writes.flatMap((w) =>
+      w.op === 'putRecord'
+        ? [w.sealed, String(w.ttlSeconds ?? 0)]
+        : w.op === 'indexByExpiry'
+          ? [w.member, String(w.expiresAt), now]
+          : [String(w.windowMs)],
+    );
+    await this.#scripts.writeTogether(String(keys.length), ...keys, ops, ...args);
   }
 
   async putRecord(key: string, sealed: string, ttlSeconds?: number): Promise<void> {
