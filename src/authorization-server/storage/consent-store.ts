@@ -69,15 +69,14 @@ export class ConsentStore {
     const key = this.#keys.consent(accountId, clientId);
     const index = this.#keys.clientConsents(clientId);
     // Removing the client closes its index before deleting what it lists, so the removal wins at any
-    // interleaving: a record is indexed before it is written (or refused, the index being closed),
-    // and one written while the index was being closed is deleted by the check after the write.
-    if (!(await this.#kv.addToOpenSet(index, key, CONSENT_TTL_SECONDS))) return false;
-    await this.#kv.putRecord(key, this.#box.sealJson(record, key), CONSENT_TTL_SECONDS);
-    if (await this.#kv.isSetClosed(index)) {
-      await this.#kv.del(key);
-      return false;
-    }
-    return true;
+    // interleaving (Kv.putRecordInOpenSet).
+    return this.#kv.putRecordInOpenSet(
+      index,
+      key,
+      this.#box.sealJson(record, key),
+      CONSENT_TTL_SECONDS,
+      CONSENT_TTL_SECONDS,
+    );
   }
 
   /** Forgets every user's consent for the client (the client is being removed). */

@@ -38,6 +38,18 @@ export interface Kv {
    * write on its own, auto-pipelined. Not a transaction: each write stands by itself.
    */
   writeTogether(writes: readonly KvWrite[]): Promise<void>;
+  /**
+   * Writes a record and adds its key to a set, unless the set is closed (`closeSet`): false then,
+   * and no record is left, whatever the interleaving with a `closeSet` on another instance. One
+   * script on one Redis; on Cluster (two slots) indexed first, written, then checked again.
+   */
+  putRecordInOpenSet(
+    setKey: string,
+    recordKey: string,
+    sealed: string,
+    ttlSeconds?: number,
+    setTtlSeconds?: number,
+  ): Promise<boolean>;
   getRecord(key: string): Promise<StoredRecord | undefined>;
   /**
    * Swaps a record's sealed value for `next` (keeping its time to live) only while it still holds

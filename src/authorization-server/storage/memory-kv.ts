@@ -58,6 +58,23 @@ export class MemoryKv implements Kv {
     }
   }
 
+  async putRecordInOpenSet(
+    setKey: string,
+    recordKey: string,
+    sealed: string,
+    ttlSeconds?: number,
+    setTtlSeconds?: number,
+  ): Promise<boolean> {
+    // Another caller may close the set between these steps: indexed first, checked again after.
+    if (!(await this.addToOpenSet(setKey, recordKey, setTtlSeconds))) return false;
+    await this.putRecord(recordKey, sealed, ttlSeconds);
+    if (await this.isSetClosed(setKey)) {
+      await this.del(recordKey);
+      return false;
+    }
+    return true;
+  }
+
   async putRecord(key: string, sealed: string, ttlSeconds?: number): Promise<void> {
     this.#put(key, { sealed }, ttlSeconds);
   }

@@ -66,16 +66,16 @@ export function createAdapterClass({ kv, keys, box, findClient }: AdapterDeps) {
         // revoked is refused here, or deleted by the check after the write: the revocation always
         // wins, whatever the interleaving of two instances (a code replayed while the first
         // redemption is still saving its tokens, RFC 9700 §4.14).
-        if (grantIndex && !(await kv.addToOpenSet(grantIndex, key, ttl))) throw grantRevoked();
-        await kv.putRecord(key, this.#seal(id, payload, key), ttl);
+        const sealed = this.#seal(id, payload, key);
+        if (grantIndex) {
+          if (!(await kv.putRecordInOpenSet(grantIndex, key, sealed, ttl, ttl))) throw grantRevoked();
+        } else {
+          await kv.putRecord(key, sealed, ttl);
+        }
         const side: Promise<void>[] = [];
         if (payload.userCode) side.push(kv.set(keys.userCode(payload.userCode), key, ttl));
         if (payload.uid) side.push(kv.set(keys.sessionUid(payload.uid), key, ttl));
         await Promise.all(side);
-        if (grantIndex && (await kv.isSetClosed(grantIndex))) {
-          await kv.del(key);
-          throw grantRevoked();
-        }
       });
     }
 

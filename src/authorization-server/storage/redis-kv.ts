@@ -9,6 +9,9 @@ import {
 } from '../../shared/redis.ts';
 import type { Kv, KvWrite, LogEntry, ReplaceResult, StoredRecord } from './kv.ts';
 
+/** The member that marks a set closed; no key name starts with '!'. */
+const CLOSED = '!closed';
+
 /**
  * The writes `writeTogether` can combine, as Lua functions: each single-write script calls its
  * function once, the combined script calls them in turn.
@@ -25,6 +28,12 @@ local function count_up(key, window_ms)
   local count = redis.call('INCR', key)
   if count == 1 or redis.call('PTTL', key) < 0 then redis.call('PEXPIRE', key, window_ms) end
   return count
+end
+-- Adds a member and extends, never shortens, the set's life.
+local function add_to_set(key, member, ttl)
+  redis.call('SADD', key, member)
+  ttl = tonumber(ttl)
+  if ttl > 0 and redis.call('TTL', key) < ttl then redis.call('EXPIRE', key, ttl) end
 end
 -- Trims expired members, adds one, and keeps the index alive as long as its newest member.
 local function index_by_expiry(key, member, expires_at, now)
@@ -74,17 +83,16 @@ if current ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'p', ARGV[2])
 return 1`;
 
-/** The member that marks a set closed; no key name starts with '!'. */
-const CLOSED = '!closed';
-
-const ADD_TO_OPEN_SET = `
+const ADD_TO_OPEN_SET = `${WRITE_FUNCTIONS}
 if redis.call('SISMEMBER', KEYS[1], '${CLOSED}') == 1 then return 0 end
-redis.call('SADD', KEYS[1], ARGV[1])
-local ttl = tonumber(ARGV[2])
-if ttl > 0 then
-  local current = redis.call('TTL', KEYS[1])
-  if current < ttl then redis.call('EXPIRE', KEYS[1], ttl) end
-end
+add_to_set(KEYS[1], ARGV[1], ARGV[2])
+return 1`;
+
+/** KEYS[1] the set, KEYS[2] the record: both written, or neither when the set is closed. */
+const PUT_RECORD_IN_OPEN_SET = `${WRITE_FUNCTIONS}
+if redis.call('SISMEMBER', KEYS[1], '${CLOSED}') == 1 then return 0 end
+add_to_set(KEYS[1], KEYS[2], ARGV[3])
+put_record(KEYS[2], ARGV[1], ARGV[2])
 return 1`;
 
 const CLOSE_SET = `
@@ -94,14 +102,8 @@ redis.call('SADD', KEYS[1], '${CLOSED}')
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return members`;
 
-/** Adds a member and extends, never shortens, the set's life. */
-const ADD_TO_SET = `
-redis.call('SADD', KEYS[1], ARGV[1])
-local ttl = tonumber(ARGV[2])
-if ttl > 0 then
-  local current = redis.call('TTL', KEYS[1])
-  if current < ttl then redis.call('EXPIRE', KEYS[1], ttl) end
-end
+const ADD_TO_SET = `${WRITE_FUNCTIONS}
+add_to_set(KEYS[1], ARGV[1], ARGV[2])
 return 1`;
 
 const HASH_COMPARE_AND_SET = `
@@ -173,7 +175,8 @@ export class RedisKv implements Kv {
     | 'indexByExpiry'
     | 'appendToLog'
     | 'trimLog'
-    | 'writeTogether',
+    | 'writeTogether'
+    | 'putRecordInOpenSet',
     Script
   >;
 
@@ -196,6 +199,7 @@ export class RedisKv implements Kv {
       appendToLog: script('appendToLog', APPEND_TO_LOG, 2),
       trimLog: script('trimLog', TRIM_LOG, 2),
       writeTogether: defineScript(this.client, 'idp_writeTogether', WRITE_TOGETHER, undefined),
+      putRecordInOpenSet: script('putRecordInOpenSet', PUT_RECORD_IN_OPEN_SET, 2),
     };
   }
 
@@ -229,6 +233,34 @@ export class RedisKv implements Kv {
 
   async putRecord(key: string, sealed: string, ttlSeconds?: number): Promise<void> {
     await this.#scripts.putRecord(key, sealed, String(ttlSeconds ?? 0));
+  }
+
+  async putRecordInOpenSet(
+    setKey: string,
+    recordKey: string,
+    sealed: string,
+    ttlSeconds?: number,
+    setTtlSeconds?: number,
+  ): Promise<boolean> {
+    if (!this.#cluster) {
+      const done = await this.#scripts.putRecordInOpenSet(
+        setKey,
+        recordKey,
+        sealed,
+        String(ttlSeconds ?? 0),
+        String(setTtlSeconds ?? 0),
+      );
+      return Number(done) === 1;
+    }
+    // The set and the record live in different Cluster slots: indexed before it is written (or
+    // refused, the set being closed), and deleted again if the set was closed meanwhile.
+    if (!(await this.addToOpenSet(setKey, recordKey, setTtlSeconds))) return false;
+    await this.putRecord(recordKey, sealed, ttlSeconds);
+    if (await this.isSetClosed(setKey)) {
+      await this.del(recordKey);
+      return false;
+    }
+    return true;
   }
 
   async getRecord(key: string): Promise<StoredRecord | undefined> {
