@@ -1,10 +1,10 @@
 import test from 'ava';
-import { basic, postForm } from '../../integration/support/harness.ts';
+import { basic, eventually, postForm } from '../../integration/support/harness.ts';
 import { startAuthServer, testSecrets } from '../../support/auth-server.ts';
 import { connectRedis, deletePrefix, testPrefix } from '../../support/redis.ts';
 
-// Review of the token hot-path work (record cache): what an instance does with a client whose change
-// message it never received (Redis reconnecting), on real Redis with two instances.
+// The record cache (storage/record-cache.ts): what an instance does with a client whose change message
+// it never received (Redis reconnecting), on real Redis with two instances.
 const prefixes: string[] = [];
 test.after.always(async () => {
   const redis = await connectRedis();
@@ -116,4 +116,20 @@ test('rotating the secret on an instance that missed a narrowing keeps the narro
     `rotated: ${Boolean(rotated)}; stored resource_scopes after the rotation: ${stored.resource_scopes.join(' ')}`,
   );
   t.deepEqual(stored.resource_scopes, ['reports:read'], 'the narrowed registration stays narrow');
+});
+
+test('a client removed while an instance missed the message stops working there within RECORD_CACHE_MAX_AGE_MS', async (t) => {
+  const { a, b } = await deployment(t);
+  const { client_secret: secret } = await a.store.clients.add(m2m('review-missed'));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  t.is((await token(b.issuer, 'review-missed', String(secret))).status, 200, 'b holds it in memory');
+  await removeWithoutMessage('review-missed', a.store);
+  t.true(
+    await eventually(
+      async () => (await token(b.issuer, 'review-missed', String(secret))).status === 401,
+      7000,
+      100,
+    ),
+    'refused within the documented bound',
+  );
 });

@@ -272,3 +272,36 @@ test('the in-process store behaves the same for consume and grant revocation', a
     'the replay revoked the grant, code included',
   );
 });
+
+test('a refresh token written by the previous version (v1, jti inside) is read back as it was, consumed once, and a replay revokes its grant', async (t) => {
+  const kv = new MemoryKv();
+  const box = new SealedBox(generateDataKeys());
+  const keys = new KeyNames('compat:', (ns, id) => box.hashId(ns, id));
+  const Adapter = createAdapterClass({ kv, keys, box });
+  const refreshTokens = new Adapter('RefreshToken');
+  const grants = new Adapter('Grant');
+  const jti = randomBytes(32).toString('base64url');
+  const grantId = randomBytes(16).toString('base64url');
+  const payload = { jti, kind: 'RefreshToken', grantId, accountId: 'usr_1', iat: 1, exp: 2 };
+  await grants.upsert(grantId, { jti: grantId, kind: 'Grant', accountId: 'usr_1' }, 300);
+  // As the previous version wrote it: the whole payload, plain.
+  const key = keys.model('RefreshToken', jti);
+  await kv.putRecord(key, box.sealJson(payload, key), 300);
+  await kv.addToOpenSet(keys.grant(grantId), key, 300);
+  t.deepEqual(await refreshTokens.find(jti), payload);
+  await refreshTokens.consume(jti);
+  const spent = await refreshTokens.find(jti);
+  t.like(spent, { jti, kind: 'RefreshToken', grantId });
+  t.is(typeof spent?.consumed, 'number');
+  t.true(String((await kv.getRecord(key))?.sealed).startsWith('z1.'), 'rewritten compact and compressed');
+  await t.throwsAsync(() => refreshTokens.consume(jti), { message: 'invalid_grant' });
+  t.is(await refreshTokens.find(jti), undefined, 'the replay revoked what the grant issued');
+  t.is(await grants.find(grantId), undefined, 'and the grant');
+  await t.throwsAsync(() => refreshTokens.upsert(jti, payload, 300), { message: 'invalid_grant' });
+  // Found under another id, a record is never read (the key name is bound into the seal).
+  const { grantId: _grant, ...loose } = payload;
+  await refreshTokens.upsert(jti, loose, 300);
+  const other = randomBytes(32).toString('base64url');
+  await kv.putRecord(keys.model('RefreshToken', other), String((await kv.getRecord(key))?.sealed), 300);
+  await t.throwsAsync(() => refreshTokens.find(other));
+});
