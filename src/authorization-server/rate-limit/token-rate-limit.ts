@@ -126,23 +126,23 @@ export function limitTokenRequests(store: Store, perWindow: number, grantOf: Gra
     if (budget) pendingCharges.set(ctx.res, { op: 'countUp', key: budget, windowMs });
     try {
       await next();
-    } finally {
-      // oidc-provider has written the response itself (ctx.respond is off), so read the raw status.
-      // The response is already on its way: counting adds no latency.
-      const status = ctx.res.statusCode;
-      if (status === 401) {
-        pendingCharges.delete(ctx.res);
-        await Promise.all([
-          store.kv.countUp(addressKey, windowMs),
-          store.kv.countUp(callerKey, windowMs),
-        ]).catch(() => {});
-      } else if (status < 400) {
-        // Nothing issued took the count with it (opaque tokens only): count it now.
-        const charge = takeTokenBudgetCharge(ctx.res);
-        if (charge) await store.kv.writeTogether([charge]).catch(() => {});
-      } else {
-        pendingCharges.delete(ctx.res);
-      }
+    } catch (error) {
+      // Nothing was answered yet (the error handler will): nothing to count.
+      pendingCharges.delete(ctx.res);
+      throw error;
+    }
+    // oidc-provider has written the response itself (ctx.respond is off), so read the raw status.
+    // The response is already on its way: counting adds no latency.
+    const status = ctx.res.statusCode;
+    const charge = takeTokenBudgetCharge(ctx.res);
+    if (status === 401) {
+      await Promise.all([
+        store.kv.countUp(addressKey, windowMs),
+        store.kv.countUp(callerKey, windowMs),
+      ]).catch(() => {});
+    } else if (status < 400 && charge) {
+      // Nothing issued took the count with it (opaque tokens only): count it now.
+      await store.kv.writeTogether([charge]).catch(() => {});
     }
   };
 }
