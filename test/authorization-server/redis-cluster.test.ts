@@ -186,3 +186,44 @@ test.serial(
     t.is((await refresh(next)).status, 400, 'and its reuse revoked the whole grant');
   },
 );
+
+test.serial(
+  'on Redis Cluster a burst of client-credentials requests gets no more tokens than the budget',
+  async (t) => {
+    // A second instance of its own, with a budget of two, on the same cluster.
+    const limited = await startAuthServer({
+      prefix: testPrefix('cluster-budget'),
+      secrets: testSecrets(),
+      env: {
+        REDIS_URL: `redis://127.0.0.1:${nodes[0]?.port}`,
+        REDIS_CLUSTER: 'true',
+        TOKEN_RATE_LIMIT: '2',
+      },
+    });
+    t.teardown(() => limited.close());
+    const api = 'https://budget.cluster.test';
+    await limited.store.resources.add({ uri: api, scopes: ['reports:read'] });
+    const { client_secret } = await limited.store.clients.add({
+      id: 'cluster-burst',
+      grants: ['client_credentials'],
+      scope: ['reports:read'],
+      resources: [api],
+      redirectUris: [],
+      postLogoutRedirectUris: [],
+    });
+    const statuses = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        fetch(`${limited.issuer}/token`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            authorization: `Basic ${Buffer.from(`cluster-burst:${client_secret}`).toString('base64')}`,
+          },
+          body: 'grant_type=client_credentials',
+        }).then((r) => r.status),
+      ),
+    );
+    t.is(statuses.filter((s) => s === 200).length, 2, statuses.join(' '));
+    t.is(statuses.filter((s) => s === 429).length, 10);
+  },
+);

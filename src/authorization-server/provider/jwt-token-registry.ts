@@ -1,7 +1,7 @@
 import { stringify as stringifyQuery } from 'node:querystring';
 import { compactVerify, createLocalJWKSet, decodeProtectedHeader, type JWK } from 'jose';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import { takeTokenBudgetCharge } from '../rate-limit/token-rate-limit.ts';
+import { takeTokenBudget } from '../rate-limit/token-rate-limit.ts';
 import { replaceBody, requestForm } from '../request-body.ts';
 import type { JwtAccessTokenModel, JwtTokenStore } from '../storage/jwt-token-store.ts';
 import type { KvWrite } from '../storage/kv.ts';
@@ -26,7 +26,7 @@ interface TokenModel {
   iat?: number;
   kind: string;
   adapter: {
-    upsertTogether(id: string, payload: object, expiresIn: number, also: KvWrite[]): Promise<void>;
+    upsertTogether(id: string, payload: object, expiresIn: number, also: KvWrite[]): Promise<boolean>;
   };
   constructor: { IN_PAYLOAD: string[] };
   [field: string]: unknown;
@@ -50,12 +50,15 @@ export function recordJwtAccessTokens(tokens: JwtTokenStore) {
     payload.iat = Number(jwt.payload.iat);
     const ttl = Math.max(1, exp - Math.floor(Date.now() / 1000));
     const kid = (model.resourceServer as { jwt?: { sign?: { kid?: string } } } | undefined)?.jwt?.sign?.kid;
-    // The record, its index entry and the budget count: one script call where Redis allows.
-    const also: KvWrite[] = [];
+    // The budget, the record and its index entry: one script call where Redis allows.
+    const budget = takeTokenBudget(ctx.res, { refusable: model.kind === 'ClientCredentials' });
+    const also: KvWrite[] = budget ? [budget.write] : [];
     if (kid) also.push(tokens.signedByWrite(kid, model.kind as JwtAccessTokenModel, reference, exp));
-    const charge = takeTokenBudgetCharge(ctx.res);
-    if (charge) also.push(charge);
-    await model.adapter.upsertTogether(reference, payload, ttl, also);
+    if (!(await model.adapter.upsertTogether(reference, payload, ttl, also))) {
+      // Only a take refuses: the budget was spent by parallel requests since the limiter's check.
+      if (budget) await budget.refuse(ctx as never);
+      throw new Error('the token registry refused a write without a budget to take');
+    }
   };
 }
 

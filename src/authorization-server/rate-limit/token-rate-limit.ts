@@ -44,18 +44,47 @@ interface TokenRequestClaim {
  * round trip. A JWT access token's budget count travels with its registry write
  * (`chargeTokenBudget`); any other count happens after the response is sent.
  */
-/** The budget count each token request in flight owes once it issues something, by its response. */
-const pendingCharges = new WeakMap<ServerResponse, KvWrite>();
+/** What a token request in flight owes its budget once it issues something, by its response. */
+interface PendingCharge {
+  key: string;
+  limit: number;
+  windowMs: number;
+  /** Answers 429 with Retry-After for a budget found spent at issuance (throws). */
+  refuse(ctx: Context): Promise<never>;
+}
+const pendingCharges = new WeakMap<ServerResponse, PendingCharge>();
+
+/** A budget found spent when the token was about to be issued: oidc-provider renders it as 429. */
+export class TokenBudgetSpentError extends AppError {
+  readonly statusCode = 429;
+  readonly error_description: string;
+
+  constructor(description: string) {
+    super('temporarily_unavailable', 'temporarily_unavailable', 429, true);
+    this.error_description = description;
+  }
+}
 
 /**
- * The request's count against its budget, handed over once: the token registry makes it together
- * with its own write (one script call, one round trip). A token issued is a token counted, even if
- * the response later fails.
+ * The request's count against its budget, handed over once to the token registry, which makes it
+ * together with its own write (one script call, one round trip). `refusable` (client credentials,
+ * where nothing is spent before the token) makes it a take: a budget spent by parallel requests
+ * since the limiter's check refuses this one, atomically with the write, so no burst gets more
+ * tokens than the budget; `refuse` then answers it. Code and refresh grants have spent their code or
+ * token by then and are counted whatever. A token issued is a token counted.
  */
-export function takeTokenBudgetCharge(res: ServerResponse): KvWrite | undefined {
+export function takeTokenBudget(
+  res: ServerResponse,
+  { refusable }: { refusable: boolean },
+): { write: KvWrite; refuse: (ctx: Context) => Promise<never> } | undefined {
   const charge = pendingCharges.get(res);
   pendingCharges.delete(res);
-  return charge;
+  if (!charge) return undefined;
+  const { key, limit, windowMs } = charge;
+  return {
+    write: refusable ? { op: 'takeBelow', key, limit, windowMs } : { op: 'countUp', key, windowMs },
+    refuse: charge.refuse,
+  };
 }
 
 export function limitTokenRequests(store: Store, perWindow: number, grantOf: GrantLookup) {
@@ -123,7 +152,23 @@ export function limitTokenRequests(store: Store, perWindow: number, grantOf: Gra
       throw new StoreUnavailableError(error);
     }
 
-    if (budget) pendingCharges.set(ctx.res, { op: 'countUp', key: budget, windowMs });
+    if (budget) {
+      const key = budget;
+      const description = claim.publicGrant
+        ? 'too many token requests for this grant'
+        : 'too many token requests for this client';
+      pendingCharges.set(ctx.res, {
+        key,
+        limit: perWindow,
+        windowMs,
+        refuse: async (answering) => {
+          const retryAfter = retryAfterSeconds(await store.kv.counterMsLeft(key));
+          answering.set('Retry-After', String(retryAfter));
+          rateLimitRefusals.inc({ limit: 'token_endpoint' });
+          throw new TokenBudgetSpentError(`${description}; retry in ${retryAfter} s`);
+        },
+      });
+    }
     try {
       await next();
     } catch (error) {
@@ -134,7 +179,7 @@ export function limitTokenRequests(store: Store, perWindow: number, grantOf: Gra
     // oidc-provider has written the response itself (ctx.respond is off), so read the raw status.
     // The response is already on its way: counting adds no latency.
     const status = ctx.res.statusCode;
-    const charge = takeTokenBudgetCharge(ctx.res);
+    const charge = takeTokenBudget(ctx.res, { refusable: false })?.write;
     if (status === 401) {
       await Promise.all([
         store.kv.countUp(addressKey, windowMs),
@@ -147,9 +192,11 @@ export function limitTokenRequests(store: Store, perWindow: number, grantOf: Gra
   };
 }
 
+const retryAfterSeconds = (msBeforeNext: number) => Math.max(1, Math.ceil(msBeforeNext / 1000));
+
 function tooMany(ctx: Context, msBeforeNext: number, description: string): void {
   rateLimitRefusals.inc({ limit: 'token_endpoint' });
-  const retryAfter = Math.max(1, Math.ceil(msBeforeNext / 1000));
+  const retryAfter = retryAfterSeconds(msBeforeNext);
   ctx.set('Retry-After', String(retryAfter));
   respondWithJsonError(
     ctx,

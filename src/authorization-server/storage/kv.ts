@@ -35,9 +35,10 @@ export interface Kv {
   /**
    * Several of the writes below at once: on one Redis (or a Sentinel's primary) one script call,
    * so one command and one round trip; on Cluster, where the keys live in different slots, each
-   * write on its own, auto-pipelined. Not a transaction: each write stands by itself.
+   * write on its own, auto-pipelined. A `takeBelow` whose counter has reached its limit stops the
+   * whole call before anything is written: false then. Otherwise each write stands by itself.
    */
-  writeTogether(writes: readonly KvWrite[]): Promise<void>;
+  writeTogether(writes: readonly KvWrite[]): Promise<boolean>;
   /**
    * Writes a record and adds its key to a set, unless the set is closed (`closeSet`): false then,
    * and no record is left, whatever the interleaving with a `closeSet` on another instance. One
@@ -159,4 +160,6 @@ export interface Kv {
 export type KvWrite =
   | { op: 'putRecord'; key: string; sealed: string; ttlSeconds?: number | undefined }
   | { op: 'indexByExpiry'; key: string; member: string; expiresAt: number }
-  | { op: 'countUp'; key: string; windowMs: number };
+  | { op: 'countUp'; key: string; windowMs: number }
+  /** countUp, only while the counter is below `limit`. */
+  | { op: 'takeBelow'; key: string; limit: number; windowMs: number };

@@ -49,13 +49,22 @@ export class MemoryKv implements Kv {
     return map;
   }
 
-  async writeTogether(writes: readonly KvWrite[]): Promise<void> {
+  async writeTogether(writes: readonly KvWrite[]): Promise<boolean> {
+    // No await before the writes: the checks and the writes are one step, as on Redis.
     for (const write of writes) {
-      if (write.op === 'putRecord') await this.putRecord(write.key, write.sealed, write.ttlSeconds);
-      else if (write.op === 'indexByExpiry')
-        await this.indexByExpiry(write.key, write.member, write.expiresAt);
-      else await this.countUp(write.key, write.windowMs);
+      if (write.op === 'takeBelow' && this.#count(write.key) >= write.limit) return false;
     }
+    for (const write of writes) {
+      if (write.op === 'putRecord') this.#put(write.key, { sealed: write.sealed }, write.ttlSeconds);
+      else if (write.op === 'indexByExpiry') this.#indexByExpiry(write.key, write.member, write.expiresAt);
+      else this.#countUp(write.key, write.windowMs);
+    }
+    return true;
+  }
+
+  #count(key: string): number {
+    const entry = this.#live(key);
+    return typeof entry?.value === 'string' ? Number(entry.value) : 0;
   }
 
   async putRecordInOpenSet(
@@ -171,12 +180,20 @@ export class MemoryKv implements Kv {
   }
 
   async countUp(key: string, windowMs: number): Promise<void> {
+    this.#countUp(key, windowMs);
+  }
+
+  #countUp(key: string, windowMs: number): void {
     const entry = this.#live(key);
     if (typeof entry?.value === 'string' && entry.expiresAt) entry.value = String(Number(entry.value) + 1);
     else this.#entries.set(key, { value: '1', expiresAt: Date.now() + windowMs });
   }
 
   async indexByExpiry(key: string, member: string, expiresAt: number): Promise<void> {
+    this.#indexByExpiry(key, member, expiresAt);
+  }
+
+  #indexByExpiry(key: string, member: string, expiresAt: number): void {
     const now = Math.floor(Date.now() / 1000);
     const entry = this.#live(key);
     const index = entry?.value instanceof ExpiryIndex ? entry.value : new ExpiryIndex();

@@ -82,19 +82,19 @@ export function createAdapterClass({ kv, keys, box, findClient }: AdapterDeps) {
     /**
      * `upsert`, and other writes made with it: a record that needs no grant index (a client-
      * credentials token's) goes in one script call with them; any other takes upsert's steps.
+     * False when a `takeBelow` among them refused: then nothing was written.
      */
     async upsertTogether(
       id: string,
       payload: AdapterPayload,
       expiresIn: number,
       also: KvWrite[],
-    ): Promise<void> {
+    ): Promise<boolean> {
       if ((payload.grantId && this.name !== 'Interaction') || payload.uid || payload.userCode) {
-        await Promise.all([
-          this.upsert(id, payload, expiresIn),
-          also.length ? guarded(() => kv.writeTogether(also)) : undefined,
-        ]);
-        return;
+        // The record's own steps cannot join a take: take first, then write.
+        if (also.length && !(await guarded(() => kv.writeTogether(also)))) return false;
+        await this.upsert(id, payload, expiresIn);
+        return true;
       }
       const key = keys.model(this.name, id);
       const record: KvWrite = {
@@ -103,7 +103,7 @@ export function createAdapterClass({ kv, keys, box, findClient }: AdapterDeps) {
         sealed: this.#seal(id, payload, key),
         ttlSeconds: expiresIn || undefined,
       };
-      await guarded(() => kv.writeTogether([record, ...also]));
+      return guarded(() => kv.writeTogether([record, ...also]));
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {

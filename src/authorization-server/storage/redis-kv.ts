@@ -55,24 +55,43 @@ const INDEX_BY_EXPIRY = `${WRITE_FUNCTIONS}
 index_by_expiry(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 return 1`;
 
-/** KEYS[i] gets the write named by the i-th letter of ARGV[1] (p, i, c); their arguments follow in order. */
+/**
+ * KEYS[i] gets the write named by the i-th letter of ARGV[1] (p, i, c, t); their arguments follow
+ * in order. Every `t` (take below a limit) is checked first: one at its limit stops the call before
+ * anything is written (0).
+ */
 const WRITE_TOGETHER = `${WRITE_FUNCTIONS}
+local widths = { p = 2, i = 3, c = 1, t = 2 }
 local a = 2
+local steps = {}
 for i = 1, #KEYS do
   local op = string.sub(ARGV[1], i, i)
-  if op == 'p' then
-    put_record(KEYS[i], ARGV[a], ARGV[a + 1])
-    a = a + 2
-  elseif op == 'i' then
-    index_by_expiry(KEYS[i], ARGV[a], ARGV[a + 1], ARGV[a + 2])
-    a = a + 3
-  elseif op == 'c' then
-    count_up(KEYS[i], ARGV[a])
-    a = a + 1
-  else
-    return redis.error_reply('unknown write ' .. op)
-  end
+  if not widths[op] then return redis.error_reply('unknown write ' .. op) end
+  steps[i] = { op = op, at = a }
+  if op == 't' and tonumber(redis.call('GET', KEYS[i]) or '0') >= tonumber(ARGV[a]) then return 0 end
+  a = a + widths[op]
 end
+for i = 1, #KEYS do
+  local op, at = steps[i].op, steps[i].at
+  if op == 'p' then put_record(KEYS[i], ARGV[at], ARGV[at + 1])
+  elseif op == 'i' then index_by_expiry(KEYS[i], ARGV[at], ARGV[at + 1], ARGV[at + 2])
+  elseif op == 'c' then count_up(KEYS[i], ARGV[at])
+  else count_up(KEYS[i], ARGV[at + 1]) end
+end
+return 1`;
+
+/** Each write's letter in WRITE_TOGETHER. */
+const WRITE_LETTERS: Record<KvWrite['op'], string> = {
+  putRecord: 'p',
+  indexByExpiry: 'i',
+  countUp: 'c',
+  takeBelow: 't',
+};
+
+/** One counter counted up only while below its limit: 1 if counted (Cluster: one key per script). */
+const TAKE_BELOW = `${WRITE_FUNCTIONS}
+if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then return 0 end
+count_up(KEYS[1], ARGV[2])
 return 1`;
 
 /** Swaps a record's sealed value only while it is the expected one (one key: Cluster-safe). */
@@ -176,7 +195,8 @@ export class RedisKv implements Kv {
     | 'appendToLog'
     | 'trimLog'
     | 'writeTogether'
-    | 'putRecordInOpenSet',
+    | 'putRecordInOpenSet'
+    | 'takeBelow',
     Script
   >;
 
@@ -200,35 +220,50 @@ export class RedisKv implements Kv {
       trimLog: script('trimLog', TRIM_LOG, 2),
       writeTogether: defineScript(this.client, 'idp_writeTogether', WRITE_TOGETHER, undefined),
       putRecordInOpenSet: script('putRecordInOpenSet', PUT_RECORD_IN_OPEN_SET, 2),
+      takeBelow: script('takeBelow', TAKE_BELOW),
     };
   }
 
-  async writeTogether(writes: readonly KvWrite[]): Promise<void> {
+  async writeTogether(writes: readonly KvWrite[]): Promise<boolean> {
     const now = String(Math.floor(Date.now() / 1000));
     if (this.#cluster) {
+      // Different slots: the takes first (each atomic on its own key), then the rest.
+      const takes = writes.filter((w) => w.op === 'takeBelow');
+      const taken = await Promise.all(
+        takes.map(
+          async (w) =>
+            Number(await this.#scripts.takeBelow(w.key, String(w.limit), String(w.windowMs))) === 1,
+        ),
+      );
+      if (taken.includes(false)) {
+        await Promise.all(takes.filter((_, i) => taken[i]).map((w) => this.client.decr(w.key)));
+        return false;
+      }
       await Promise.all(
         writes.map((w) =>
           w.op === 'putRecord'
             ? this.#scripts.putRecord(w.key, w.sealed, String(w.ttlSeconds ?? 0))
             : w.op === 'indexByExpiry'
               ? this.#scripts.indexByExpiry(w.key, w.member, String(w.expiresAt), now)
-              : this.#scripts.countUp(w.key, String(w.windowMs)),
+              : w.op === 'countUp'
+                ? this.#scripts.countUp(w.key, String(w.windowMs))
+                : undefined,
         ),
       );
-      return;
+      return true;
     }
     const keys = writes.map((w) => w.key);
-    const ops = writes
-      .map((w) => (w.op === 'putRecord' ? 'p' : w.op === 'indexByExpiry' ? 'i' : 'c'))
-      .join('');
+    const ops = writes.map((w) => WRITE_LETTERS[w.op]).join('');
     const args = writes.flatMap((w) =>
       w.op === 'putRecord'
         ? [w.sealed, String(w.ttlSeconds ?? 0)]
         : w.op === 'indexByExpiry'
           ? [w.member, String(w.expiresAt), now]
-          : [String(w.windowMs)],
+          : w.op === 'countUp'
+            ? [String(w.windowMs)]
+            : [String(w.limit), String(w.windowMs)],
     );
-    await this.#scripts.writeTogether(String(keys.length), ...keys, ops, ...args);
+    return Number(await this.#scripts.writeTogether(String(keys.length), ...keys, ops, ...args)) === 1;
   }
 
   async putRecord(key: string, sealed: string, ttlSeconds?: number): Promise<void> {

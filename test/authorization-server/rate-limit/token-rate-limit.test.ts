@@ -91,6 +91,45 @@ for (const authMethod of ['client_secret_basic', 'client_secret_post'] as const)
   });
 }
 
+test('a burst of parallel requests gets no more tokens than the budget: the take and the token record are one step', async (t) => {
+  const { client_secret } = await a.store.clients.add({
+    id: 'm2m-burst',
+    grants: ['client_credentials'],
+    scope: ['policies:read'],
+    resources: [API],
+    redirectUris: [],
+    postLogoutRedirectUris: [],
+  });
+  const burst = await Promise.all(
+    Array.from({ length: 30 }, (_, i) =>
+      fetch(`${(i % 2 ? a : b).issuer}/token`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'x-forwarded-for': '198.51.100.77',
+          authorization: `Basic ${Buffer.from(`m2m-burst:${client_secret}`).toString('base64')}`,
+        },
+        body: 'grant_type=client_credentials&scope=policies%3Aread',
+        signal: AbortSignal.timeout(10_000),
+      }),
+    ),
+  );
+  const statuses = burst.map((r) => r.status);
+  t.is(
+    statuses.filter((s) => s === 200).length,
+    LIMIT,
+    `exactly the budget gets tokens: ${statuses.join(' ')}`,
+  );
+  t.is(statuses.filter((s) => s === 429).length, 30 - LIMIT);
+  for (const refused of burst.filter((r) => r.status === 429)) {
+    const retryAfter = Number(refused.headers.get('retry-after'));
+    t.true(retryAfter > 0 && retryAfter <= 60, `Retry-After ${retryAfter}`);
+    const body = (await refused.json()) as { error: string; error_description: string };
+    t.is(body.error, 'temporarily_unavailable');
+    t.regex(body.error_description, /too many token requests for this client/);
+  }
+});
+
 test('wrong secrets sent with a client id are charged to the sender, never to the client', async (t) => {
   const { client_secret } = await a.store.clients.add({
     id: 'victim',
