@@ -121,13 +121,7 @@ export class UserStore {
   async setTotp(sub: string, secret: string, recoveryCodeHashes: string[]): Promise<UserView> {
     const user = await this.findBySub(sub);
     if (!user) throw new NotFoundError('no such user');
-    const now = new Date().toISOString();
-    const updated: User = {
-      ...user,
-      totp: { secret, enrolled_at: now },
-      recovery_codes: recoveryCodeHashes,
-      updated_at: now,
-    };
+    const updated = withTotp(user, secret, recoveryCodeHashes);
     await this.#write(updated);
     return view(updated);
   }
@@ -148,13 +142,7 @@ export class UserStore {
       if (!sealed) throw new NotFoundError('no such user');
       const user = this.#box.openJson<User>(sealed, field);
       if (user.totp) return undefined;
-      const now = new Date().toISOString();
-      const updated: User = {
-        ...user,
-        totp: { secret, enrolled_at: now },
-        recovery_codes: recoveryCodeHashes,
-        updated_at: now,
-      };
+      const updated = withTotp(user, secret, recoveryCodeHashes);
       const next = this.#box.sealJson(updated, field);
       if (await this.#kv.hashCompareAndSet(this.#keys.users(), sub, sealed, next)) return view(updated);
     }
@@ -215,4 +203,10 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
 
 function view({ password_hash: _hash, totp, recovery_codes: _codes, ...rest }: User): UserView {
   return { ...rest, totp: totp !== undefined };
+}
+
+/** The user with an authenticator app enrolled now, and the hashes of its recovery codes. */
+function withTotp(user: User, secret: string, recoveryCodeHashes: string[]): User {
+  const now = new Date().toISOString();
+  return { ...user, totp: { secret, enrolled_at: now }, recovery_codes: recoveryCodeHashes, updated_at: now };
 }
