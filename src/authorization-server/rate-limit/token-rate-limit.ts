@@ -27,23 +27,6 @@ interface TokenRequestClaim {
   publicGrant?: { type: 'refresh_token' | 'authorization_code'; value: string };
 }
 
-/**
- * Koa middleware in front of oidc-provider's `/token`, counted in the store across every instance:
- * - a client gets at most `perWindow` tokens per window (its successful requests), so no one
- *   client, runaway or stolen, takes the server. A public client (no credentials: every user's
- *   app shares its id) is counted per grant instead, so one user looping refresh tokens cannot
- *   spend everybody's budget;
- * - failed client authentications are counted per caller address and claimed client together
- *   (nobody can use up a client's budget, or lock it out, by sending its id with wrong secrets),
- *   and per address alone, so one address cycling through made-up client ids is stopped too. The
- *   per-address counter is checked first and a blocked address writes no more keys: the keys one
- *   address can create per window are bounded.
- * The client is the one the request claims (Basic credentials, `client_id`, or a client
- * assertion's issuer); authenticating it stays the provider's job. The counters are fixed
- * windows; the checks are independent single-key reads issued together, so they travel in one
- * round trip. A JWT access token's budget count travels with its registry write
- * (`chargeTokenBudget`); any other count happens after the response is sent.
- */
 /** What a token request in flight owes its budget once it issues something, by its response. */
 interface PendingCharge {
   key: string;
@@ -87,6 +70,24 @@ export function takeTokenBudget(
   };
 }
 
+/**
+ * Koa middleware in front of oidc-provider's `/token`, counted in the store across every instance:
+ * - a client gets at most `perWindow` tokens per window (its successful requests), so no one
+ *   client, runaway or stolen, takes the server. A public client (no credentials: every user's
+ *   app shares its id) is counted per grant instead, so one user looping refresh tokens cannot
+ *   spend everybody's budget;
+ * - failed client authentications are counted per caller address and claimed client together
+ *   (nobody can use up a client's budget, or lock it out, by sending its id with wrong secrets),
+ *   and per address alone, so one address cycling through made-up client ids is stopped too. The
+ *   per-address counter is checked first and a blocked address writes no more keys: the keys one
+ *   address can create per window are bounded.
+ * The client is the one the request claims (Basic credentials, `client_id`, or a client
+ * assertion's issuer); authenticating it stays the provider's job. The counters are fixed
+ * windows; the checks are independent single-key reads issued together, so they travel in one
+ * round trip (one MGET). A JWT access token's budget is taken by the registry's own write
+ * (`takeTokenBudget`: for client credentials only while the budget has room); a response that
+ * issued no JWT is counted after it is sent, and so are failed client authentications.
+ */
 export function limitTokenRequests(store: Store, perWindow: number, grantOf: GrantLookup) {
   const windowMs = TOKEN_LIMIT_WINDOW_SECONDS * 1000;
   const counter = (name: string, id: string) => `${store.keys.rateLimit(name)}:${id}`;

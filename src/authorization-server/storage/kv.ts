@@ -163,3 +163,28 @@ export type KvWrite =
   | { op: 'countUp'; key: string; windowMs: number }
   /** countUp, only while the counter is below `limit`. */
   | { op: 'takeBelow'; key: string; limit: number; windowMs: number };
+
+type OpenSetSteps = Pick<Kv, 'addToOpenSet' | 'putRecord' | 'isSetClosed' | 'del'>;
+
+/**
+ * Kv.putRecordInOpenSet in separate steps, for stores that cannot make it one (Cluster, where the
+ * two keys live in different slots; the in-process store, where another caller may run between
+ * awaits): indexed before it is written (or refused, the set being closed), and deleted again if
+ * the set was closed meanwhile, so a closeSet wins at any interleaving.
+ */
+export async function putRecordInOpenSetStepwise(
+  kv: OpenSetSteps,
+  setKey: string,
+  recordKey: string,
+  sealed: string,
+  ttlSeconds?: number,
+  setTtlSeconds?: number,
+): Promise<boolean> {
+  if (!(await kv.addToOpenSet(setKey, recordKey, setTtlSeconds))) return false;
+  await kv.putRecord(recordKey, sealed, ttlSeconds);
+  if (await kv.isSetClosed(setKey)) {
+    await kv.del(recordKey);
+    return false;
+  }
+  return true;
+}

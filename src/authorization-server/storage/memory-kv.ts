@@ -1,5 +1,12 @@
 import { EventEmitter } from 'node:events';
-import type { Kv, KvWrite, LogEntry, ReplaceResult, StoredRecord } from './kv.ts';
+import {
+  type Kv,
+  type KvWrite,
+  type LogEntry,
+  putRecordInOpenSetStepwise,
+  type ReplaceResult,
+  type StoredRecord,
+} from './kv.ts';
 
 /** The member that marks a set closed (as in redis-kv.ts). */
 const CLOSED = '!closed';
@@ -74,14 +81,7 @@ export class MemoryKv implements Kv {
     ttlSeconds?: number,
     setTtlSeconds?: number,
   ): Promise<boolean> {
-    // Another caller may close the set between these steps: indexed first, checked again after.
-    if (!(await this.addToOpenSet(setKey, recordKey, setTtlSeconds))) return false;
-    await this.putRecord(recordKey, sealed, ttlSeconds);
-    if (await this.isSetClosed(setKey)) {
-      await this.del(recordKey);
-      return false;
-    }
-    return true;
+    return putRecordInOpenSetStepwise(this, setKey, recordKey, sealed, ttlSeconds, setTtlSeconds);
   }
 
   async putRecord(key: string, sealed: string, ttlSeconds?: number): Promise<void> {

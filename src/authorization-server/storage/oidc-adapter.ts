@@ -15,8 +15,8 @@ const CONSUMABLE = new Set([
 
 /**
  * Records kept long and in great numbers (a refresh token lives for weeks, with its grant and its
- * access tokens): sealed compressed, which costs microseconds per write and saves about a third of
- * their Redis memory. Client-credentials records (the machine-to-machine hot path, minutes long)
+ * access tokens): sealed compressed, which costs microseconds per write and halves the length of
+ * a refresh token's stored value. Client-credentials records (the machine-to-machine hot path, minutes long)
  * stay plain.
  */
 const COMPRESSED_MODELS = new Set(['RefreshToken', 'Grant', 'AccessToken', 'AuthorizationCode']);

@@ -7,7 +7,14 @@ import {
   delay,
   type RedisConnection,
 } from '../../shared/redis.ts';
-import type { Kv, KvWrite, LogEntry, ReplaceResult, StoredRecord } from './kv.ts';
+import {
+  type Kv,
+  type KvWrite,
+  type LogEntry,
+  putRecordInOpenSetStepwise,
+  type ReplaceResult,
+  type StoredRecord,
+} from './kv.ts';
 
 /** The member that marks a set closed; no key name starts with '!'. */
 const CLOSED = '!closed';
@@ -287,15 +294,7 @@ export class RedisKv implements Kv {
       );
       return Number(done) === 1;
     }
-    // The set and the record live in different Cluster slots: indexed before it is written (or
-    // refused, the set being closed), and deleted again if the set was closed meanwhile.
-    if (!(await this.addToOpenSet(setKey, recordKey, setTtlSeconds))) return false;
-    await this.putRecord(recordKey, sealed, ttlSeconds);
-    if (await this.isSetClosed(setKey)) {
-      await this.del(recordKey);
-      return false;
-    }
-    return true;
+    return putRecordInOpenSetStepwise(this, setKey, recordKey, sealed, ttlSeconds, setTtlSeconds);
   }
 
   async getRecord(key: string): Promise<StoredRecord | undefined> {

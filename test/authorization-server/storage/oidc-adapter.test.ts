@@ -78,6 +78,34 @@ test('a token record stores neither its own id (the token value) nor its model n
   t.like(await sessions.findByUid('u-compact'), { jti: sid, kind: 'Session' });
 });
 
+test('a refresh token record, compact and compressed, is about half the length it had stored whole and plain', async (t) => {
+  const Adapter = adapterClass();
+  const refreshTokens = new Adapter('RefreshToken');
+  const jti = randomBytes(32).toString('base64url');
+  // What oidc-provider saves for a refresh token of the code flow (random ids as long as its own).
+  const payload = {
+    iat: 1796039168,
+    exp: 1797248768,
+    accountId: `usr_${crypto.randomUUID()}`,
+    authTime: 1796039168,
+    expiresWithSession: true,
+    grantId: randomBytes(32).toString('base64url'),
+    gty: 'authorization_code',
+    rotations: 0,
+    scope: 'openid offline_access',
+    sessionUid: randomBytes(32).toString('base64url'),
+    kind: 'RefreshToken',
+    jti,
+    clientId: 'web',
+    iiat: 1796039168,
+  };
+  await refreshTokens.upsert(jti, payload, 300);
+  const key = keys.model('RefreshToken', jti);
+  const stored = String(await redis.hget(key, 'p'));
+  const whole = box.sealJson(payload, key);
+  t.true(stored.length < 0.6 * whole.length, `${stored.length} stored against ${whole.length} whole`);
+});
+
 test('records expire with the model expiry', async (t) => {
   const Adapter = adapterClass();
   const sessions = new Adapter('Session');
